@@ -1,0 +1,140 @@
+package tile
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Dict assigns dense ids 0..Len()-1 to distinct keys, hashing each key once so
+// that the sweeps downstream work on small integers whatever the key type.
+type Dict struct {
+	String bool
+	ints   map[int64]int32
+	strs   map[string]int32
+	intOf  []int64 // id -> key
+	strOf  []string
+}
+
+// NewDict returns an empty dictionary for int (str false) or string keys.
+func NewDict(str bool) *Dict {
+	d := &Dict{String: str}
+	if str {
+		d.strs = make(map[string]int32)
+	} else {
+		d.ints = make(map[int64]int32)
+	}
+	return d
+}
+
+// Len returns the number of distinct keys.
+func (d *Dict) Len() int {
+	if d.String {
+		return len(d.strOf)
+	}
+	return len(d.intOf)
+}
+
+// AddAll adds every key of k and returns the id of each row, appended to ids.
+func (d *Dict) AddAll(k *Keys, ids []int32) []int32 {
+	if d.String {
+		for _, s := range k.Str {
+			id, ok := d.strs[s]
+			if !ok {
+				id = int32(len(d.strOf))
+				d.strs[s] = id
+				d.strOf = append(d.strOf, s)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	for _, x := range k.Int {
+		id, ok := d.ints[x]
+		if !ok {
+			id = int32(len(d.intOf))
+			d.ints[x] = id
+			d.intOf = append(d.intOf, x)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// LookupAll appends the id of each key of k to ids, -1 for keys not in d.
+// Keys of the other type than d's are all unknown.
+func (d *Dict) LookupAll(k *Keys, ids []int32) []int32 {
+	if k.String != d.String {
+		for range k.Len() {
+			ids = append(ids, -1)
+		}
+		return ids
+	}
+	if d.String {
+		for _, s := range k.Str {
+			id, ok := d.strs[s]
+			if !ok {
+				id = -1
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	for _, x := range k.Int {
+		id, ok := d.ints[x]
+		if !ok {
+			id = -1
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// IntKey and StrKey return the key with id.
+func (d *Dict) IntKey(id int32) int64 { return d.intOf[id] }
+
+// StrKey returns the string key with id.
+func (d *Dict) StrKey(id int32) string { return d.strOf[id] }
+
+// Ranks returns, for each id, its rank in key order: ids renumbered by
+// Ranks give key-sorted output.
+func (d *Dict) Ranks() []int32 {
+	n := d.Len()
+	byKey := make([]int32, n)
+	for i := range byKey {
+		byKey[i] = int32(i)
+	}
+	if d.String {
+		slices.SortFunc(byKey, func(a, b int32) int { return cmp.Compare(d.strOf[a], d.strOf[b]) })
+	} else {
+		slices.SortFunc(byKey, func(a, b int32) int { return cmp.Compare(d.intOf[a], d.intOf[b]) })
+	}
+	rank := make([]int32, n)
+	for r, id := range byKey {
+		rank[id] = int32(r)
+	}
+	return rank
+}
+
+// GroupBy orders rows by id with a counting sort: rows of id g are
+// order[offsets[g]:offsets[g+1]], in their original order. Rows with id < 0
+// are left out.
+func GroupBy(ids []int32, n int) (order []int32, offsets []int32) {
+	offsets = make([]int32, n+1)
+	for _, id := range ids {
+		if id >= 0 {
+			offsets[id+1]++
+		}
+	}
+	for g := range n {
+		offsets[g+1] += offsets[g]
+	}
+	order = make([]int32, offsets[n])
+	pos := slices.Clone(offsets[:n])
+	for row, id := range ids {
+		if id >= 0 {
+			order[pos[id]] = int32(row)
+			pos[id]++
+		}
+	}
+	return order, offsets
+}
