@@ -12,6 +12,7 @@ type Extreme struct {
 	dq    []int32 // indices of candidate points, values monotone
 	head  int     // dq[head:] is live
 	next  int     // next point to push
+	lastI int     // i of the previous query
 }
 
 // Reset starts a sweep over vals; valid[i] false marks a point without a
@@ -20,15 +21,16 @@ type Extreme struct {
 func (e *Extreme) Reset(vals []float64, valid []bool, max bool) {
 	e.vals, e.valid, e.max = vals, valid, max
 	e.dq = e.dq[:0]
-	e.head, e.next = 0, 0
+	e.head, e.next, e.lastI = 0, 0, 0
 }
 
 // Query returns the extreme of points [i, j); ok is false when none of them
 // has a value.
 func (e *Extreme) Query(i, j int) (v float64, ok bool) {
-	if j < e.next { // j went backwards: caller broke the contract; recompute
+	if j < e.next || i < e.lastI { // a bound went backwards: caller broke the contract; recompute
 		e.dq, e.head, e.next = e.dq[:0], 0, i
 	}
+	e.lastI = i
 	if i > e.next {
 		e.next = i
 		e.dq, e.head = e.dq[:0], 0

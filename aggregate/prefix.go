@@ -4,11 +4,12 @@ package aggregate
 // sequence of points (raw events or tiles) in O(1) after an O(n) build, using
 // prefix sums: the state of points [i, j) is a difference of two prefixes.
 //
-// Sums are kept relative to a shift (the mean of all values in the
-// sequence), so that values with a large common offset (1e9 plus small noise)
-// keep their spread in the sum of squares; and each prefix is a compensated
-// (double-double) sum, so that the difference of two large prefixes keeps the
-// precision of the small window between them.
+// Each prefix is a compensated (double-double) sum, so that the difference
+// of two large prefixes keeps the precision of the small window between them:
+// sums of integers stay exact. The sums behind var and std are kept relative
+// to a shift (the mean of all values in the sequence), so that values with a
+// large common offset (1e9 plus small noise) keep their spread in the sum of
+// squares.
 //
 // A Prefix is reused across sequences with Build*; its buffers grow to the
 // largest sequence seen.
@@ -16,9 +17,11 @@ type Prefix struct {
 	needs Needs
 	count []int64 // count[i]: events in points [0, i); nil for events (count = index)
 	n     []int64
-	s1    []float64 // sum of (v - shift): high part
+	s1    []float64 // sum of v: high part
 	s1lo  []float64 // its compensation (low part)
-	s2    []float64 // sum of (v - shift)^2: high part
+	d1    []float64 // sum of (v - shift), for var and std
+	d1lo  []float64
+	s2    []float64 // sum of (v - shift)^2
 	s2lo  []float64
 	shift float64
 }
@@ -36,19 +39,21 @@ func (p *Prefix) BuildEvents(values []float64, valid []bool, needs Needs) {
 	p.shift = eventMean(values, valid)
 	withSq := p.alloc(m, needs)
 	var n int64
-	var s1, s2 ddSum
+	var s1, d1, s2 ddSum
 	for i, v := range values {
 		if valid == nil || valid[i] {
-			d := v - p.shift
 			n++
-			s1.add(d)
+			s1.add(v)
 			if withSq {
+				d := v - p.shift
+				d1.add(d)
 				s2.add(d * d)
 			}
 		}
 		p.n[i+1] = n
 		p.s1[i+1], p.s1lo[i+1] = s1.hi, s1.lo
 		if withSq {
+			p.d1[i+1], p.d1lo[i+1] = d1.hi, d1.lo
 			p.s2[i+1], p.s2lo[i+1] = s2.hi, s2.lo
 		}
 	}
@@ -60,6 +65,8 @@ func (p *Prefix) alloc(m int, needs Needs) (withSq bool) {
 	p.s1lo = growF(p.s1lo, m+1)
 	withSq = needs&NeedM2 != 0
 	if withSq {
+		p.d1 = growF(p.d1, m+1)
+		p.d1lo = growF(p.d1lo, m+1)
 		p.s2 = growF(p.s2, m+1)
 		p.s2lo = growF(p.s2lo, m+1)
 	}
@@ -94,6 +101,13 @@ func (p *Prefix) BuildTiles(count, n []int64, sum, m2 []float64, needs Needs) {
 	if !needs.HasValues() {
 		return
 	}
+	if needs&(NeedSum|NeedM2) == 0 { // min or max only: N is all a range reads; sum may be nil
+		p.n = grow(p.n, m+1)
+		for i, x := range n {
+			p.n[i+1] = p.n[i] + x
+		}
+		return
+	}
 	var tn int64
 	var ts float64
 	for i := range m {
@@ -106,13 +120,14 @@ func (p *Prefix) BuildTiles(count, n []int64, sum, m2 []float64, needs Needs) {
 	}
 	withSq := p.alloc(m, needs)
 	var an int64
-	var s1, s2 ddSum
+	var s1, d1, s2 ddSum
 	for i := range m {
 		ni := n[i]
 		if ni > 0 {
-			d := sum[i] - float64(ni)*p.shift // sum of (v - shift) over the tile
-			s1.add(d)
+			s1.add(sum[i])
 			if withSq {
+				d := sum[i] - float64(ni)*p.shift // sum of (v - shift) over the tile
+				d1.add(d)
 				// sum of (v-shift)^2 = M2 + n*(mean-shift)^2
 				s2.add(m2[i])
 				s2.add(d * d / float64(ni))
@@ -122,6 +137,7 @@ func (p *Prefix) BuildTiles(count, n []int64, sum, m2 []float64, needs Needs) {
 		p.n[i+1] = an
 		p.s1[i+1], p.s1lo[i+1] = s1.hi, s1.lo
 		if withSq {
+			p.d1[i+1], p.d1lo[i+1] = d1.hi, d1.lo
 			p.s2[i+1], p.s2lo[i+1] = s2.hi, s2.lo
 		}
 	}
@@ -140,14 +156,13 @@ func (p *Prefix) Range(i, j int) State {
 		return st
 	}
 	st.N = p.n[j] - p.n[i]
-	if st.N == 0 {
+	if st.N == 0 || p.needs&(NeedSum|NeedM2) == 0 {
 		return st
 	}
-	d1 := diff(p.s1[j], p.s1lo[j], p.s1[i], p.s1lo[i])
-	nf := float64(st.N)
-	st.Sum = d1 + nf*p.shift
+	st.Sum = diff(p.s1[j], p.s1lo[j], p.s1[i], p.s1lo[i])
 	if p.needs&NeedM2 != 0 {
-		st.M2 = diff(p.s2[j], p.s2lo[j], p.s2[i], p.s2lo[i]) - d1*d1/nf
+		d1 := diff(p.d1[j], p.d1lo[j], p.d1[i], p.d1lo[i])
+		st.M2 = diff(p.s2[j], p.s2lo[j], p.s2[i], p.s2lo[i]) - d1*d1/float64(st.N)
 		if st.M2 < 0 {
 			st.M2 = 0
 		}

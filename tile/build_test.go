@@ -1,0 +1,252 @@
+package tile
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/tessera-fe/tessera/aggregate"
+)
+
+type tileKey struct {
+	ik    int64
+	sk    string
+	start int64
+}
+
+func compareTileKey(a, b tileKey) int {
+	if c := cmp.Compare(a.ik, b.ik); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.sk, b.sk); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.start, b.start)
+}
+
+// bruteBuild is the oracle for Build: a map from (key, bucket) to the state
+// of its events, events visited in input order.
+func bruteBuild(ev *Events, g Grid, from, to int64) map[tileKey]aggregate.State {
+	out := make(map[tileKey]aggregate.State)
+	for i, ts := range ev.TS {
+		if ts < from || ts >= to {
+			continue
+		}
+		k := tileKey{start: refFloor(g, ts)}
+		if ev.Keys.String {
+			k.sk = ev.Keys.Str[i]
+		} else {
+			k.ik = ev.Keys.Int[i]
+		}
+		st := out[k]
+		v := 0.0
+		if ev.Values != nil {
+			v = ev.Values[i]
+		}
+		st.Add(v, ev.Valid == nil || ev.Valid[i])
+		out[k] = st
+	}
+	return out
+}
+
+func genEvents(rng *rand.Rand, n int, str bool, withValues, withValid bool) *Events {
+	ev := &Events{Keys: Keys{String: str}, TS: make([]int64, n)}
+	nkeys := 1 + rng.IntN(12)
+	for i := range n {
+		k := rng.Int64N(int64(nkeys)) - 3 // negative keys too
+		if str {
+			ev.Keys.Str = append(ev.Keys.Str, "k"+strconv.FormatInt(k, 10))
+		} else {
+			ev.Keys.Int = append(ev.Keys.Int, k*1e12) // spread, not dense
+		}
+		ev.TS[i] = rng.Int64N(2000) - 700 // around the epoch, both signs
+	}
+	if withValues {
+		ev.Values = make([]float64, n)
+		for i := range n {
+			ev.Values[i] = math.Round(rng.NormFloat64()*100) / 4
+		}
+	}
+	if withValid {
+		ev.Valid = make([]bool, n)
+		for i := range n {
+			ev.Valid[i] = rng.IntN(4) != 0
+		}
+	}
+	return ev
+}
+
+// checkColumns checks that s holds exactly the columns of its needs.
+func checkColumns(t *testing.T, s *Set) {
+	t.Helper()
+	n := s.Len()
+	want := func(name string, col int, present bool) {
+		t.Helper()
+		if present && col != n || !present && col != 0 {
+			t.Errorf("needs %s: column %s has %d rows, want %d (present %v)", s.Needs, name, col, n, present)
+		}
+	}
+	if s.Keys.Len() != n || len(s.Count) != n {
+		t.Fatalf("keys, count columns have %d, %d rows; want %d", s.Keys.Len(), len(s.Count), n)
+	}
+	want("N", len(s.N), s.Needs.HasValues())
+	want("Sum", len(s.Sum), s.Needs&NeedSumOrM2 != 0)
+	want("M2", len(s.M2), s.Needs&aggregate.NeedM2 != 0)
+	want("Min", len(s.Min), s.Needs&aggregate.NeedMin != 0)
+	want("Max", len(s.Max), s.Needs&aggregate.NeedMax != 0)
+}
+
+func TestBuildRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	needsList := []aggregate.Needs{
+		aggregate.Count.Needs(),
+		aggregate.Sum.Needs(),
+		aggregate.Min.Needs(),
+		aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs(),
+	}
+	for iter := range 400 {
+		str := iter%2 == 1
+		needs := needsList[rng.IntN(len(needsList))]
+		ev := genEvents(rng, rng.IntN(300), str, needs.HasValues(), rng.IntN(3) != 0)
+		g := Grid{Width: int64(1 + rng.IntN(120)), Origin: rng.Int64N(200) - 100}
+		from, to := int64(math.MinInt64), int64(math.MaxInt64)
+		if rng.IntN(2) == 0 {
+			from = rng.Int64N(1000) - 800
+			to = from + rng.Int64N(1500)
+		}
+		name := fmt.Sprintf("iter %d (str %v, needs %s, grid %+v, [%d, %d))", iter, str, needs, g, from, to)
+
+		s := Build(ev, g, needs, from, to)
+		want := bruteBuild(ev, g, from, to)
+		if s.Needs != needs || s.Keys.String != str {
+			t.Fatalf("%s: set needs %s, string keys %v", name, s.Needs, s.Keys.String)
+		}
+		checkColumns(t, s)
+		if s.Len() != len(want) {
+			t.Fatalf("%s: %d tiles, want %d", name, s.Len(), len(want))
+		}
+		var prev tileKey
+		for i := range s.Len() {
+			k := tileKey{start: s.Start[i]}
+			if str {
+				k.sk = s.Keys.Str[i]
+			} else {
+				k.ik = s.Keys.Int[i]
+			}
+			if i > 0 && compareTileKey(prev, k) >= 0 {
+				t.Fatalf("%s: tile %d %+v not after %+v", name, i, k, prev)
+			}
+			prev = k
+			if !g.OnBoundary(k.start) {
+				t.Fatalf("%s: tile %d starts off the grid at %d", name, i, k.start)
+			}
+			w, ok := want[k]
+			if !ok {
+				t.Fatalf("%s: unexpected tile %+v", name, k)
+			}
+			checkState(t, fmt.Sprintf("%s tile %+v", name, k), needs, s.State(i), w)
+		}
+	}
+}
+
+func checkState(t *testing.T, what string, needs aggregate.Needs, got, want aggregate.State) {
+	t.Helper()
+	if got.Count != want.Count {
+		t.Fatalf("%s: Count = %d, want %d", what, got.Count, want.Count)
+	}
+	if !needs.HasValues() {
+		return
+	}
+	if got.N != want.N {
+		t.Fatalf("%s: N = %d, want %d", what, got.N, want.N)
+	}
+	if needs&NeedSumOrM2 != 0 && math.Abs(got.Sum-want.Sum) > 1e-9*(1+math.Abs(want.Sum)) {
+		t.Fatalf("%s: Sum = %v, want %v", what, got.Sum, want.Sum)
+	}
+	if needs&aggregate.NeedM2 != 0 && math.Abs(got.M2-want.M2) > 1e-9*(1+want.M2) {
+		t.Fatalf("%s: M2 = %v, want %v", what, got.M2, want.M2)
+	}
+	if got.N == 0 {
+		return
+	}
+	if needs&aggregate.NeedMin != 0 && got.Min != want.Min {
+		t.Fatalf("%s: Min = %v, want %v", what, got.Min, want.Min)
+	}
+	if needs&aggregate.NeedMax != 0 && got.Max != want.Max {
+		t.Fatalf("%s: Max = %v, want %v", what, got.Max, want.Max)
+	}
+}
+
+// TestBuildBounds checks the half-open [from, to) range and bucket edges on
+// a small hand-written case.
+func TestBuildBounds(t *testing.T) {
+	g := Grid{Width: 10, Origin: 5}
+	ev := &Events{
+		Keys:   Keys{String: true, Str: []string{"b", "a", "b", "a", "a", "b", "a"}},
+		TS:     []int64{-5, 15, 14, 25, 5, 35, 4},
+		Values: []float64{1, 2, 3, 4, 5, 6, 7},
+		Valid:  []bool{true, true, false, true, true, true, true},
+	}
+	// from = -5 is included; to = 35 is excluded; a@4 is in bucket -5.
+	s := Build(ev, g, aggregate.Sum.Needs(), -5, 35)
+	type row struct {
+		key      string
+		start    int64
+		count, n int64
+		sum      float64
+	}
+	want := []row{
+		{"a", -5, 1, 1, 7},
+		{"a", 5, 1, 1, 5},
+		{"a", 15, 1, 1, 2},
+		{"a", 25, 1, 1, 4},
+		{"b", -5, 1, 1, 1},
+		{"b", 5, 1, 0, 0},
+	}
+	var got []row
+	for i := range s.Len() {
+		got = append(got, row{s.Keys.Str[i], s.Start[i], s.Count[i], s.N[i], s.Sum[i]})
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Build rows\n got %v\nwant %v", got, want)
+	}
+
+	if s := Build(ev, g, aggregate.NeedCount, 35, 35); s.Len() != 0 {
+		t.Errorf("empty range [35, 35) built %d tiles", s.Len())
+	}
+	if s := Build(&Events{}, g, aggregate.NeedCount, math.MinInt64, math.MaxInt64); s.Len() != 0 {
+		t.Errorf("no events built %d tiles", s.Len())
+	}
+	// count-only tiles need no values
+	cs := Build(&Events{Keys: Keys{Int: []int64{2, 1, 2}}, TS: []int64{0, 0, 9}}, g, aggregate.NeedCount, 0, 100)
+	if !slices.Equal(cs.Keys.Int, []int64{1, 2, 2}) || !slices.Equal(cs.Start, []int64{-5, -5, 5}) ||
+		!slices.Equal(cs.Count, []int64{1, 1, 1}) || cs.N != nil {
+		t.Errorf("count-only Build = %+v", cs)
+	}
+}
+
+func TestSetAppendState(t *testing.T) {
+	s := &Set{Needs: aggregate.Var.Needs() | aggregate.Max.Needs()}
+	st := aggregate.State{Count: 3, N: 2, Sum: 5, M2: 0.5, Min: -1, Max: 3}
+	s.Append(7, "", 100, st)
+	checkColumns(t, s)
+	got := s.State(0)
+	want := st
+	want.Min = 0 // not kept
+	if got != want {
+		t.Errorf("State(0) = %+v, want %+v", got, want)
+	}
+	c := &Set{Needs: aggregate.NeedCount, Keys: Keys{String: true}}
+	c.Append(0, "x", 5, st)
+	checkColumns(t, c)
+	if got := c.State(0); got != (aggregate.State{Count: 3}) {
+		t.Errorf("count-only State(0) = %+v", got)
+	}
+	if c.Keys.Str[0] != "x" || c.Keys.Len() != 1 {
+		t.Errorf("string keys = %v", c.Keys.Str)
+	}
+}
