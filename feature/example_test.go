@@ -60,7 +60,7 @@ func ExampleParse() {
 		fmt.Println(ts.ID, ts.Needs, ts.Features)
 	}
 	// Output:
-	// transactions.merchant_id.count.1h-d19ce3cd count [merchant.count_declined]
-	// transactions.user_id.amount.1h-b73e74b0 count,sum [user.total_transaction_amount]
-	// transactions.user_id.count.10m-9ef8ae5d count [user.count_transactions]
+	// transactions.merchant_id.count.1h-5177a8d5 count [merchant.count_declined]
+	// transactions.user_id.amount.1h-562b87ed count,sum [user.total_transaction_amount]
+	// transactions.user_id.count.10m-7a4e82ac count [user.count_transactions]
 }

@@ -20,9 +20,12 @@ type TileSet struct {
 	// (lower-case letters, digits, '.', '_' and '-'), e.g.
 	// "transactions.user_id.amount.1h-3fa2c1d0": source, key, value column
 	// ("count" when there is none) and bucket width, then a short hash of the
-	// full spec (including filter and origin). ID does not depend on Needs nor
-	// BackfillStart: adding a feature with another aggregation keeps the ID, so
-	// stores compare Needs with what they hold.
+	// full spec (including filter, origin and Needs). ID depends on Needs:
+	// adding a feature whose aggregation needs more partial state (var next
+	// to sum) makes a new tile set, which queries answer from raw events
+	// until it is backfilled, rather than reading tiles lacking that state.
+	// It does not depend on BackfillStart or on windows: adding a window
+	// keeps the tiles.
 	ID            string
 	Source        string
 	Key           string
@@ -50,8 +53,8 @@ func specOf(f *Feature) tileSpec {
 	return s
 }
 
-// id builds the tile set ID from the spec.
-func (s tileSpec) id() string {
+// id builds the tile set ID from the spec and the partial state kept.
+func (s tileSpec) id(needs aggregate.Needs) string {
 	h := sha256.New()
 	var buf [8]byte
 	writeField := func(b []byte) {
@@ -74,6 +77,7 @@ func (s tileSpec) id() string {
 	h.Write(buf[:])
 	binary.BigEndian.PutUint64(buf[:], uint64(s.grid.Origin))
 	h.Write(buf[:])
+	writeField([]byte(needs.String()))
 	sum := h.Sum(nil)
 	value := s.value
 	if value == "" {
@@ -108,25 +112,24 @@ func idPart(s string) string {
 // TileSets returns the tile sets of the materialized features, sorted by ID.
 // Each call builds new values.
 func (c *Config) TileSets() []*TileSet {
-	byID := map[string]*TileSet{}
+	byID := map[tileSpec]*TileSet{}
 	for _, name := range c.FeatureNames() {
 		f := c.Features[name]
 		if f == nil || f.Materialization == nil || f.Materialization.BucketDuration <= 0 {
 			continue
 		}
 		spec := specOf(f)
-		id := spec.id()
-		ts, ok := byID[id]
+		ts, ok := byID[spec]
 		if !ok {
 			ts = &TileSet{
-				ID: id, Source: spec.source, Key: spec.key, Value: spec.value,
+				Source: spec.source, Key: spec.key, Value: spec.value,
 				Grid: spec.grid, BackfillStart: f.Materialization.BackfillStart,
 			}
 			if spec.filtered {
 				flt := spec.filter
 				ts.Filter = &flt
 			}
-			byID[id] = ts
+			byID[spec] = ts
 		} else if ts.BackfillStart != nil {
 			if b := f.Materialization.BackfillStart; b == nil || *b < *ts.BackfillStart {
 				ts.BackfillStart = b
@@ -136,7 +139,8 @@ func (c *Config) TileSets() []*TileSet {
 		ts.Features = append(ts.Features, name) // names arrive sorted
 	}
 	sets := make([]*TileSet, 0, len(byID))
-	for _, ts := range byID {
+	for spec, ts := range byID {
+		ts.ID = spec.id(ts.Needs)
 		if ts.BackfillStart != nil {
 			b := *ts.BackfillStart
 			ts.BackfillStart = &b // never alias a feature's field

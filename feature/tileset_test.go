@@ -126,18 +126,22 @@ func TestTileSetID(t *testing.T) {
 	// The hash separates fields: moving text between source and key changes the ID.
 	a := tileSpec{source: "ab", key: "c"}
 	b := tileSpec{source: "a", key: "bc"}
-	if a.id()[len(a.id())-8:] == b.id()[len(b.id())-8:] {
+	if a.id(aggregate.NeedCount)[len(a.id(aggregate.NeedCount))-8:] == b.id(aggregate.NeedCount)[len(b.id(aggregate.NeedCount))-8:] {
 		t.Errorf("hash does not separate fields")
 	}
 	// An absent filter and a filter with empty column and value differ.
 	d := tileSpec{source: "s", filtered: true}
 	e := tileSpec{source: "s"}
-	if d.id() == e.id() {
+	if d.id(aggregate.NeedCount) == e.id(aggregate.NeedCount) {
 		t.Errorf("filter presence does not change the ID")
 	}
 	// Stable across releases: a changed ID would orphan stored tiles.
 	spec := tileSpec{source: "transactions", key: "user_id", value: "amount", grid: tile.Grid{Width: Hour}}
-	if got, want := spec.id(), "transactions.user_id.amount.1h-b73e74b0"; got != want {
+	if got, want := spec.id(aggregate.NeedCount|aggregate.NeedSum), "transactions.user_id.amount.1h-562b87ed"; got != want {
 		t.Errorf("id = %q, want %q", got, want)
+	}
+	// More partial state is another tile set: tiles without M2 never answer a var.
+	if spec.id(aggregate.Var.Needs()) == spec.id(aggregate.Sum.Needs()) {
+		t.Errorf("needs do not change the ID")
 	}
 }
