@@ -1,0 +1,195 @@
+package materialize
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/offline"
+	"github.com/tessera-fe/tessera/source"
+	"github.com/tessera-fe/tessera/tile"
+	"github.com/tessera-fe/tessera/tilestore"
+)
+
+// Committer publishes tiles; *tilestore.Store is one.
+type Committer interface {
+	Commit(ctx context.Context, c tilestore.Commit) (*tilestore.Manifest, error)
+}
+
+// Options select what a backfill builds.
+type Options struct {
+	// Features limits the backfill to the tile sets serving these features;
+	// empty means every materialized feature.
+	Features []string
+	// From and To bound the event times tiled, rounded out to whole buckets.
+	// From defaults to the beginning of time (or the tile set's
+	// backfill_start_time); To to the start of the bucket holding Now.
+	From, To *time.Time
+	// Now is the current time; zero means time.Now().
+	Now time.Time
+	// Stats counts the raw data read; may be nil.
+	Stats *source.Stats
+	// Progress, when set, is told of each step: a source read or a tile set
+	// committed, out of the total number of steps.
+	Progress func(step string, done, total int)
+}
+
+// SetSummary says what one tile set's backfill committed.
+type SetSummary struct {
+	TileSet  string
+	Features []string
+	Cover    tilestore.Range
+	Tiles    int
+	Version  int64
+}
+
+// Summary says what a backfill did.
+type Summary struct {
+	Events int64 // raw events read
+	Tiles  int64 // tiles written
+	Sets   []SetSummary
+}
+
+// Backfill reads each source the selected tile sets use once, builds their
+// tiles over the backfill range and commits each tile set. Re-running it over
+// the same events and range commits the same tiles.
+func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Options) (*Summary, error) {
+	sets, err := selectSets(cfg, opt.Features)
+	if err != nil {
+		return nil, err
+	}
+	now := opt.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	bySource := map[string][]*feature.TileSet{}
+	var sources []string
+	for _, ts := range sets {
+		if bySource[ts.Source] == nil {
+			sources = append(sources, ts.Source)
+		}
+		bySource[ts.Source] = append(bySource[ts.Source], ts)
+	}
+	slices.Sort(sources)
+	total := len(sources) + len(sets)
+	done := 0
+	step := func(s string) {
+		done++
+		if opt.Progress != nil {
+			opt.Progress(s, done, total)
+		}
+	}
+	sum := &Summary{}
+	for _, name := range sources {
+		src := cfg.Sources[name]
+		t, err := source.Read(src.Path, requests(src, bySource[name]), source.Options{Stats: opt.Stats})
+		if err != nil {
+			return nil, fmt.Errorf("backfill: read source %s: %w", name, err)
+		}
+		sum.Events += int64(t.Rows)
+		step("read " + name)
+		for _, ts := range bySource[name] {
+			cover, err := coverOf(ts, opt, now)
+			if err != nil {
+				return nil, err
+			}
+			spec := offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
+			if ts.Filter != nil {
+				spec.Filter = *ts.Filter
+			}
+			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
+			set := tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)
+			m, err := store.Commit(ctx, tilestore.Commit{
+				TileSet: ts.ID, Needs: ts.Needs, StringKeys: ev.Keys.String, Grid: ts.Grid,
+				Features: ts.Features, Cover: cover, Tiles: set,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("backfill: commit tile set %s: %w", ts.ID, err)
+			}
+			sum.Tiles += int64(set.Len())
+			sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: set.Len(), Version: m.Version})
+			step("commit " + ts.ID)
+		}
+	}
+	return sum, nil
+}
+
+// selectSets returns the tile sets serving the named features (all when
+// names is empty).
+func selectSets(cfg *feature.Config, names []string) ([]*feature.TileSet, error) {
+	all := cfg.TileSets()
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%s declares no materialized feature: add `materialization: {bucket_duration: 1h}` to a feature", cfg.File)
+	}
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []*feature.TileSet
+	for _, n := range names {
+		if cfg.Features[n] == nil {
+			return nil, fmt.Errorf("unknown feature %q; features are: %v", n, cfg.FeatureNames())
+		}
+		ts := cfg.TileSetOf(n)
+		if ts == nil {
+			return nil, fmt.Errorf("feature %s is not materialized: add `materialization: {bucket_duration: 1h}` to it in %s", n, cfg.File)
+		}
+		if !slices.Contains(out, ts) {
+			out = append(out, ts)
+		}
+	}
+	return out, nil
+}
+
+// requests lists the columns the tile sets of one source read.
+func requests(src *feature.Source, sets []*feature.TileSet) []source.Request {
+	req := []source.Request{{Name: src.Timestamp, Role: source.Time}}
+	add := func(name string, role source.Role) {
+		for _, r := range req {
+			if r.Name == name && r.Role == role {
+				return
+			}
+		}
+		req = append(req, source.Request{Name: name, Role: role})
+	}
+	for _, ts := range sets {
+		add(ts.Key, source.Key)
+		if ts.Value != "" {
+			add(ts.Value, source.Value)
+		}
+		if ts.Filter != nil {
+			add(ts.Filter.Column, source.Text)
+		}
+	}
+	return req
+}
+
+// coverOf returns the bucket range a backfill of ts proves, per DESIGN.md:
+// From rounded down, To rounded up to whole buckets.
+func coverOf(ts *feature.TileSet, opt Options, now time.Time) (tilestore.Range, error) {
+	from := int64(math.MinInt64)
+	if ts.BackfillStart != nil {
+		from = ts.Grid.Ceil(*ts.BackfillStart)
+	}
+	if opt.From != nil {
+		from = ts.Grid.Floor(opt.From.UnixMicro())
+	}
+	to := ts.Grid.Floor(now.UnixMicro())
+	if opt.To != nil {
+		to = ts.Grid.Ceil(opt.To.UnixMicro())
+	}
+	if from >= to {
+		return tilestore.Range{}, fmt.Errorf("backfill of %s: empty range [%s, %s): --from must be before --to (and before now)",
+			ts.ID, fmtTime(from), fmtTime(to))
+	}
+	return tilestore.Range{From: from, To: to}, nil
+}
+
+func fmtTime(us int64) string {
+	if us == math.MinInt64 {
+		return "beginning of time"
+	}
+	return time.UnixMicro(us).UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,401 @@
+package offline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/tile"
+	"github.com/tessera-fe/tessera/tilestore"
+)
+
+// Spine is the input of an offline query: one (key, input time) per row.
+type Spine struct {
+	Keys  tile.Keys
+	Times []int64 // input times, microseconds since the epoch
+}
+
+// Column is one output column: a requested feature window's value per spine
+// row, in spine order. Valid is false where the value is null (an empty
+// window for mean, min, max, var, std); it is nil for count and sum, which
+// are never null.
+type Column struct {
+	Name    string // the reference as requested, e.g. user.total_transaction_amount[7d]
+	Integer bool   // the values are counts
+	Values  []float64
+	Valid   []bool
+}
+
+// Fallback is a bucket range of a tile set that the store did not cover and
+// that was computed from raw events.
+type Fallback struct {
+	TileSet  string
+	From, To int64 // [From, To), bucket aligned; math.MinInt64 for the beginning of time
+}
+
+// OffBoundary counts spine rows whose input time is not on a bucket
+// boundary of a tile set read by a materialized query without Align: their
+// values may include up to one bucket of events after the input time.
+type OffBoundary struct {
+	TileSet string
+	Bucket  int64 // bucket width, microseconds
+	Rows    int
+}
+
+// Stats says what a query read and how.
+type Stats struct {
+	Rows        int
+	Mode        string
+	EventsRead  int64 // raw events loaded (after filtering by key)
+	TilesRead   int64 // tiles loaded from the store
+	Fallback    []Fallback
+	OffBoundary []OffBoundary
+}
+
+// Result is the output of an offline query.
+type Result struct {
+	Columns []*Column
+	Stats   Stats
+}
+
+// EventSpec names the events a feature reads: one source, grouped by one key
+// column, one value column ("" for count) and an optional filter.
+type EventSpec struct {
+	Source string
+	Key    string
+	Value  string
+	Filter feature.Filter // zero Column: no filter
+}
+
+// Events loads raw events. Implementations may drop events whose key is not
+// in keep (when keep is non-nil); the engine never needs them.
+type Events interface {
+	Events(ctx context.Context, spec EventSpec, keep *tile.Dict) (*tile.Events, error)
+}
+
+// Tiles is the tile store as the planner sees it.
+type Tiles interface {
+	Manifest(ctx context.Context, tileSet string) (*tilestore.Manifest, error)
+	Load(ctx context.Context, m *tilestore.Manifest, r tilestore.Range, keep *tilestore.KeyFilter) (*tile.Set, error)
+}
+
+// Engine runs offline queries over a feature configuration.
+type Engine struct {
+	Config *feature.Config
+	Events Events
+	Tiles  Tiles // may be nil when no query is materialized
+}
+
+// ErrNotMaterialized is returned when a mode needs a bucket grid and the
+// feature has no materialization block.
+var ErrNotMaterialized = errors.New("feature is not materialized")
+
+// Query computes the requested feature windows for every spine row.
+func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt Options) (*Result, error) {
+	if len(sp.Times) != sp.Keys.Len() {
+		return nil, fmt.Errorf("spine has %d keys but %d input times", sp.Keys.Len(), len(sp.Times))
+	}
+	res := &Result{Stats: Stats{Rows: len(sp.Times), Mode: opt.Mode()}}
+	groups := map[string]*group{}
+	var order []*group
+	for _, ref := range refs {
+		f, err := e.Config.Resolve(ref)
+		if err != nil {
+			return nil, err
+		}
+		col := &Column{Name: ref.Text, Integer: f.Aggregation == aggregate.Count, Values: make([]float64, len(sp.Times))}
+		if f.Aggregation != aggregate.Count && f.Aggregation != aggregate.Sum {
+			col.Valid = make([]bool, len(sp.Times))
+		}
+		res.Columns = append(res.Columns, col)
+		out := &output{fn: f.Aggregation, window: ref.Window, col: col}
+		var key string
+		var ts *feature.TileSet
+		if opt.Materialized || opt.Align {
+			ts = e.Config.TileSetOf(f.Name)
+			if ts == nil {
+				return nil, fmt.Errorf("%s: %w: planner mode %s needs its bucket grid; add `materialization: {bucket_duration: 1h}` to the feature in %s, or query without --materialized/--align",
+					ref.Text, ErrNotMaterialized, opt.Mode(), e.Config.File)
+			}
+			out.grid = ts.Grid
+		}
+		spec := EventSpec{Source: f.Source, Key: f.Key, Value: f.Value}
+		if f.Filter != nil {
+			spec.Filter = *f.Filter
+		}
+		if opt.Materialized {
+			key = "tiles:" + ts.ID
+		} else {
+			key = fmt.Sprintf("events:%s\x00%s\x00%s\x00%s\x00%s", spec.Source, spec.Key, spec.Value, spec.Filter.Column, spec.Filter.Equals)
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{spec: spec, tileSet: ts}
+			groups[key] = g
+			order = append(order, g)
+		}
+		g.outs = append(g.outs, out)
+		g.needs |= f.Aggregation.Needs()
+	}
+	keys := newSpineKeys(&sp.Keys)
+	for _, g := range order {
+		if err := e.runGroup(ctx, g, sp, keys, opt, &res.Stats); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// group is the outputs that read the same data.
+type group struct {
+	spec    EventSpec
+	tileSet *feature.TileSet // nil for raw modes without a grid
+	needs   aggregate.Needs
+	outs    []*output
+}
+
+func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineKeys, opt Options, st *Stats) error {
+	p := &plan{opt: opt, outs: g.outs}
+	if !opt.Materialized {
+		strKeys, err := e.eventKeyKind(ctx, g.spec)
+		if err != nil {
+			return err
+		}
+		dict, ids := keys.as(strKeys)
+		ev, err := e.Events.Events(ctx, g.spec, dict)
+		if err != nil {
+			return err
+		}
+		st.EventsRead += int64(ev.Len())
+		p.a = eventSeries(ev, dict, g.needs)
+		p.run(newSpineIndex(sp.Times, ids, dict.Len()))
+		return nil
+	}
+
+	ts := g.tileSet
+	var m *tilestore.Manifest
+	var err error
+	if e.Tiles != nil {
+		m, err = e.Tiles.Manifest(ctx, ts.ID)
+		if err != nil {
+			return fmt.Errorf("read manifest of tile set %s: %w", ts.ID, err)
+		}
+	}
+	strKeys := sp.Keys.String
+	if m != nil {
+		strKeys = m.StringKeys
+	} else if strKeys, err = e.eventKeyKind(ctx, g.spec); err != nil {
+		return err
+	}
+	dict, ids := keys.as(strKeys)
+
+	// The bucket range the rows read, and the off-boundary rows.
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	off := 0
+	for _, t := range sp.Times {
+		if !ts.Grid.OnBoundary(t) {
+			off++
+		}
+		for _, o := range g.outs {
+			l, h, _, _ := p.bounds(o, t)
+			lo, hi = min(lo, l), max(hi, h)
+		}
+	}
+	if len(sp.Times) == 0 {
+		lo, hi = 0, 0
+	}
+	if !opt.Align && off > 0 {
+		st.OffBoundary = append(st.OffBoundary, OffBoundary{TileSet: ts.ID, Bucket: ts.Grid.Width, Rows: off})
+	}
+
+	set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: strKeys}}
+	var coverage []tilestore.Range
+	if m != nil {
+		set, err = e.Tiles.Load(ctx, m, tilestore.Range{From: lo, To: hi}, keys.filter(strKeys))
+		if err != nil {
+			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
+		}
+		st.TilesRead += int64(set.Len())
+		coverage = m.Coverage
+	}
+	gaps := Gaps(tilestore.Range{From: lo, To: hi}, coverage)
+	var ev *tile.Events
+	if len(gaps) > 0 || opt.Align {
+		ev, err = e.Events.Events(ctx, g.spec, dict)
+		if err != nil {
+			return err
+		}
+		st.EventsRead += int64(ev.Len())
+	}
+	for _, gap := range gaps {
+		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
+		appendSet(set, tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
+	}
+	p.a = tileSeries(set, dict)
+	if opt.Align {
+		p.b = eventSeries(headEvents(ev, dict, ids, sp.Times, ts.Grid), dict, g.needs)
+	}
+	p.run(newSpineIndex(sp.Times, ids, dict.Len()))
+	return nil
+}
+
+// headEvents keeps the events that lie in the head bucket of some spine row
+// of their key: the only raw events materialized+align reads.
+func headEvents(ev *tile.Events, dict *tile.Dict, rowIDs []int32, times []int64, g tile.Grid) *tile.Events {
+	type slot struct{ id, bucket int64 }
+	heads := make(map[slot]struct{}, len(times))
+	for r, t := range times {
+		if !g.OnBoundary(t) {
+			heads[slot{int64(rowIDs[r]), g.Floor(t)}] = struct{}{}
+		}
+	}
+	out := &tile.Events{Keys: tile.Keys{String: ev.Keys.String}}
+	if len(heads) == 0 {
+		return out
+	}
+	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
+	for i, id := range ids {
+		if id < 0 {
+			continue
+		}
+		if _, ok := heads[slot{int64(id), g.Floor(ev.TS[i])}]; !ok {
+			continue
+		}
+		if ev.Keys.String {
+			out.Keys.Str = append(out.Keys.Str, ev.Keys.Str[i])
+		} else {
+			out.Keys.Int = append(out.Keys.Int, ev.Keys.Int[i])
+		}
+		out.TS = append(out.TS, ev.TS[i])
+		if ev.Values != nil {
+			out.Values = append(out.Values, ev.Values[i])
+		}
+		if ev.Valid != nil {
+			out.Valid = append(out.Valid, ev.Valid[i])
+		}
+	}
+	return out
+}
+
+// eventKeyKind reports whether the events of spec have string keys, loading
+// no events when the loader can say from the schema.
+func (e *Engine) eventKeyKind(ctx context.Context, spec EventSpec) (bool, error) {
+	if k, ok := e.Events.(interface {
+		KeyKind(ctx context.Context, spec EventSpec) (bool, error)
+	}); ok {
+		return k.KeyKind(ctx, spec)
+	}
+	return false, nil
+}
+
+// Gaps returns the parts of want that the sorted, disjoint ranges of have do
+// not cover.
+func Gaps(want tilestore.Range, have []tilestore.Range) []tilestore.Range {
+	if want.From >= want.To {
+		return nil
+	}
+	var gaps []tilestore.Range
+	cur := want.From
+	for _, h := range have {
+		if h.To <= cur {
+			continue
+		}
+		if h.From >= want.To {
+			break
+		}
+		if h.From > cur {
+			gaps = append(gaps, tilestore.Range{From: cur, To: h.From})
+		}
+		cur = max(cur, h.To)
+		if cur >= want.To {
+			return gaps
+		}
+	}
+	if cur < want.To {
+		gaps = append(gaps, tilestore.Range{From: cur, To: want.To})
+	}
+	return gaps
+}
+
+func appendSet(dst, src *tile.Set) {
+	dst.Keys.Int = append(dst.Keys.Int, src.Keys.Int...)
+	dst.Keys.Str = append(dst.Keys.Str, src.Keys.Str...)
+	dst.Start = append(dst.Start, src.Start...)
+	dst.Count = append(dst.Count, src.Count...)
+	dst.N = append(dst.N, src.N...)
+	dst.Sum = append(dst.Sum, src.Sum...)
+	dst.M2 = append(dst.M2, src.M2...)
+	dst.Min = append(dst.Min, src.Min...)
+	dst.Max = append(dst.Max, src.Max...)
+}
+
+// spineKeys holds the spine's keys as dictionaries of either kind, converting
+// between int and string keys when the data's kind differs from the spine's.
+type spineKeys struct {
+	src   *tile.Keys
+	dicts [2]*tile.Dict
+	ids   [2][]int32
+}
+
+func newSpineKeys(k *tile.Keys) *spineKeys { return &spineKeys{src: k} }
+
+func (s *spineKeys) as(str bool) (*tile.Dict, []int32) {
+	i := 0
+	if str {
+		i = 1
+	}
+	if s.dicts[i] == nil {
+		k := convertKeys(s.src, str)
+		d := tile.NewDict(str)
+		s.ids[i] = d.AddAll(k, make([]int32, 0, k.Len()))
+		s.dicts[i] = d
+	}
+	return s.dicts[i], s.ids[i]
+}
+
+func (s *spineKeys) filter(str bool) *tilestore.KeyFilter {
+	d, _ := s.as(str)
+	f := &tilestore.KeyFilter{}
+	if str {
+		f.Str = make(map[string]struct{}, d.Len())
+		for id := range d.Len() {
+			f.Str[d.StrKey(int32(id))] = struct{}{}
+		}
+	} else {
+		f.Int = make(map[int64]struct{}, d.Len())
+		for id := range d.Len() {
+			f.Int[d.IntKey(int32(id))] = struct{}{}
+		}
+	}
+	return f
+}
+
+// convertKeys returns k as string keys (str) or int keys. A string that is
+// not an integer becomes a key no int data can match: such rows get empty
+// windows, as unknown keys do.
+func convertKeys(k *tile.Keys, str bool) *tile.Keys {
+	if k.String == str {
+		return k
+	}
+	out := &tile.Keys{String: str}
+	if str {
+		out.Str = make([]string, len(k.Int))
+		for i, x := range k.Int {
+			out.Str[i] = strconv.FormatInt(x, 10)
+		}
+		return out
+	}
+	out.Int = make([]int64, len(k.Str))
+	for i, s := range k.Str {
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			x = math.MinInt64 // matches no event key in practice
+		}
+		out.Int[i] = x
+	}
+	return out
+}

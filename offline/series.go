@@ -1,0 +1,131 @@
+package offline
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/tile"
+)
+
+// series is a sequence of points (raw events or tiles) of the spine's keys,
+// grouped by spine key id and sorted by position (event time or bucket start)
+// within each key: key g's points are [off[g], off[g+1]).
+type series struct {
+	tiles bool
+	needs aggregate.Needs
+	off   []int32
+	pos   []int64
+	// tiles
+	count, n          []int64
+	sum, m2, min, max []float64
+	// events
+	vals  []float64
+	valid []bool
+}
+
+// eventSeries keeps the events whose key is in dict, grouped and sorted.
+func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *series {
+	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
+	order, off := tile.GroupBy(ids, dict.Len())
+	sortSegments(order, off, ev.TS)
+	s := &series{needs: needs, off: off, pos: make([]int64, len(order))}
+	for i, r := range order {
+		s.pos[i] = ev.TS[r]
+	}
+	if needs.HasValues() {
+		s.vals = make([]float64, len(order))
+		for i, r := range order {
+			s.vals[i] = ev.Values[r]
+		}
+		if ev.Valid != nil {
+			s.valid = make([]bool, len(order))
+			for i, r := range order {
+				s.valid[i] = ev.Valid[r]
+			}
+		}
+	}
+	return s
+}
+
+// tileSeries keeps the tiles whose key is in dict, grouped and sorted.
+func tileSeries(set *tile.Set, dict *tile.Dict) *series {
+	ids := dict.LookupAll(&set.Keys, make([]int32, 0, set.Len()))
+	order, off := tile.GroupBy(ids, dict.Len())
+	sortSegments(order, off, set.Start)
+	s := &series{tiles: true, needs: set.Needs, off: off}
+	s.pos = gather(set.Start, order)
+	s.count = gather(set.Count, order)
+	s.n = gather(set.N, order)
+	s.sum = gather(set.Sum, order)
+	s.m2 = gather(set.M2, order)
+	s.min = gather(set.Min, order)
+	s.max = gather(set.Max, order)
+	if s.n != nil {
+		s.valid = make([]bool, len(s.n))
+		for i, n := range s.n {
+			s.valid[i] = n > 0
+		}
+	}
+	return s
+}
+
+func gather[T any](col []T, order []int32) []T {
+	if col == nil {
+		return nil
+	}
+	out := make([]T, len(order))
+	for i, r := range order {
+		out[i] = col[r]
+	}
+	return out
+}
+
+// sortSegments sorts each key's rows by position. The order among equal
+// positions does not matter: spine rows with the same key and time get the
+// same values, and events at the same time fall in the same ranges. Segments
+// already in order (tiles from the store, time-ordered sources) cost one scan.
+func sortSegments(order, off []int32, pos []int64) {
+	cmpPos := func(a, b int32) int { return cmp.Compare(pos[a], pos[b]) }
+	for g := range len(off) - 1 {
+		seg := order[off[g]:off[g+1]]
+		if len(seg) < 2 || slices.IsSortedFunc(seg, cmpPos) {
+			continue
+		}
+		slices.SortFunc(seg, cmpPos)
+	}
+}
+
+// view is one key's segment of a series, with its range structures built.
+type view struct {
+	pos    []int64
+	prefix aggregate.Prefix
+	vals   []float64 // values for min (events) or tile minima
+	maxs   []float64 // values for max
+	valid  []bool
+}
+
+// load points v at key g's segment and builds its prefix sums.
+func (v *view) load(s *series, g int) {
+	a, b := s.off[g], s.off[g+1]
+	v.pos = s.pos[a:b]
+	v.valid = nil
+	if s.valid != nil {
+		v.valid = s.valid[a:b]
+	}
+	if s.tiles {
+		v.prefix.BuildTiles(s.count[a:b], sub(s.n, a, b), sub(s.sum, a, b), sub(s.m2, a, b), s.needs)
+		v.vals, v.maxs = sub(s.min, a, b), sub(s.max, a, b)
+		return
+	}
+	vals := sub(s.vals, a, b)
+	v.prefix.BuildEvents(vals, v.valid, s.needs)
+	v.vals, v.maxs = vals, vals
+}
+
+func sub[T any](s []T, a, b int32) []T {
+	if s == nil {
+		return nil
+	}
+	return s[a:b]
+}

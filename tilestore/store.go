@@ -1,0 +1,373 @@
+package tilestore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/gcerrors"
+
+	// Registers the s3:// URL scheme.
+	_ "gocloud.dev/blob/s3blob"
+)
+
+// Store is a tile store opened on one location. It is safe for concurrent use,
+// and several processes may share one location.
+type Store struct {
+	location string
+	bucket   *blob.Bucket
+	put      putter
+
+	bytesRead   atomic.Int64
+	objectsRead atomic.Int64
+
+	// hookBeforePublish, when set (by tests), runs after a commit has written
+	// its data objects and before it creates the manifest version.
+	hookBeforePublish func(ctx context.Context) error
+}
+
+// errExists reports that an exclusive create found the object already there.
+var errExists = errors.New("object already exists")
+
+// putter writes whole objects. create must be atomic: either the object did
+// not exist and now holds data, or it returns errExists and changes nothing.
+type putter interface {
+	put(ctx context.Context, key string, data []byte) error
+	create(ctx context.Context, key string, data []byte) error
+}
+
+// Open opens the store at location: a local directory (created if missing), a
+// file:// URL, or an s3://bucket/prefix?region=...&endpoint=...&use_path_style=true URL.
+func Open(ctx context.Context, location string) (*Store, error) {
+	if location == "" {
+		return nil, fmt.Errorf("open tile store: empty location; give a directory, file:// or s3:// URL")
+	}
+	s := &Store{location: location}
+	scheme, _, hasScheme := strings.Cut(location, "://")
+	switch {
+	case !hasScheme:
+		if err := s.openDir(location); err != nil {
+			return nil, err
+		}
+	case scheme == "file":
+		u, err := url.Parse(location)
+		if err != nil {
+			return nil, fmt.Errorf("open tile store %s: %w", location, err)
+		}
+		dir := u.Path
+		if u.Host != "" && u.Host != "localhost" {
+			dir = u.Host + u.Path // file://relative/dir
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("open tile store %s: no directory in the URL; write file:///absolute/path", location)
+		}
+		if err := s.openDir(filepath.FromSlash(dir)); err != nil {
+			return nil, err
+		}
+	default:
+		u, err := url.Parse(location)
+		if err != nil {
+			return nil, fmt.Errorf("open tile store %s: %w", location, err)
+		}
+		prefix := strings.Trim(u.Path, "/")
+		u.Path = ""
+		b, err := blob.OpenBucket(ctx, u.String())
+		if err != nil {
+			return nil, fmt.Errorf("open tile store %s: %w", location, err)
+		}
+		if prefix != "" {
+			b = blob.PrefixedBucket(b, prefix+"/")
+		}
+		s.bucket = b
+		s.put = bucketPutter{b}
+	}
+	return s, nil
+}
+
+func (s *Store) openDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("open tile store %s: %w", s.location, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fmt.Errorf("open tile store %s: create directory: %w", s.location, err)
+	}
+	b, err := fileblob.OpenBucket(abs, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	if err != nil {
+		return fmt.Errorf("open tile store %s: %w", s.location, err)
+	}
+	s.bucket = b
+	s.put = dirPutter{abs}
+	return nil
+}
+
+// Close releases the store's resources.
+func (s *Store) Close() error {
+	if err := s.bucket.Close(); err != nil {
+		return fmt.Errorf("close tile store %s: %w", s.location, err)
+	}
+	return nil
+}
+
+// Location returns the location the store was opened with.
+func (s *Store) Location() string { return s.location }
+
+// BytesRead returns the bytes of tile objects read by Load since Open.
+func (s *Store) BytesRead() int64 { return s.bytesRead.Load() }
+
+// ObjectsRead returns the number of tile objects read by Load since Open.
+func (s *Store) ObjectsRead() int64 { return s.objectsRead.Load() }
+
+// Manifest returns the newest manifest of a tile set, or (nil, nil) when it
+// has none.
+func (s *Store) Manifest(ctx context.Context, tileSet string) (*Manifest, error) {
+	if err := validTileSetID(tileSet); err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	versions, err := s.versions(ctx, tileSet)
+	if err != nil {
+		return nil, err
+	}
+	if len(versions) == 0 {
+		return nil, nil
+	}
+	return s.readManifest(ctx, tileSet, versions[len(versions)-1])
+}
+
+// List returns the newest manifest of every tile set, sorted by ID.
+func (s *Store) List(ctx context.Context) ([]*Manifest, error) {
+	ids, err := s.tileSets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Manifest
+	for _, id := range ids {
+		m, err := s.Manifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// tileSets lists the tile set IDs that have a directory, sorted.
+func (s *Store) tileSets(ctx context.Context) ([]string, error) {
+	objs, err := s.list(ctx, tileSetsDir, "/")
+	if err != nil {
+		return nil, fmt.Errorf("list tile sets in %s: %w", s.location, err)
+	}
+	var ids []string
+	for _, obj := range objs {
+		if !obj.IsDir {
+			continue
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(obj.Key, tileSetsDir), "/")
+		if validTileSetID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// versions lists the manifest versions of a tile set, ascending.
+func (s *Store) versions(ctx context.Context, id string) ([]int64, error) {
+	prefix := manifestPrefix(id)
+	objs, err := s.list(ctx, prefix, "")
+	if err != nil {
+		return nil, fmt.Errorf("list manifests of tile set %s in %s: %w", id, s.location, err)
+	}
+	var vs []int64
+	for _, obj := range objs {
+		if v, ok := parseVersion(strings.TrimPrefix(obj.Key, prefix)); ok {
+			vs = append(vs, v)
+		}
+	}
+	slices.Sort(vs)
+	return vs, nil
+}
+
+// list returns the objects under prefix. A local directory listing fails when
+// a file vanishes between reading the directory and looking at the file (a
+// concurrent delete); the listing is then taken again.
+func (s *Store) list(ctx context.Context, prefix, delimiter string) ([]*blob.ListObject, error) {
+	for attempt := 1; ; attempt++ {
+		var objs []*blob.ListObject
+		it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: delimiter})
+		for {
+			obj, err := it.Next(ctx)
+			if err == io.EOF {
+				return objs, nil
+			}
+			if err != nil {
+				if gcerrors.Code(err) == gcerrors.NotFound && attempt < 5 && ctx.Err() == nil {
+					break
+				}
+				return nil, err
+			}
+			objs = append(objs, obj)
+		}
+	}
+}
+
+func (s *Store) readManifest(ctx context.Context, id string, version int64) (*Manifest, error) {
+	m, _, _, err := s.readManifestFull(ctx, id, version)
+	return m, err
+}
+
+// readManifestFull also returns the SHA-256 of the manifest version this one
+// was built on and of its own bytes.
+func (s *Store) readManifestFull(ctx context.Context, id string, version int64) (m *Manifest, parent, self string, err error) {
+	key := manifestKey(id, version)
+	b, err := s.bucket.ReadAll(ctx, key)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("read manifest %s in %s: %w", key, s.location, err)
+	}
+	m, parent, err = decodeManifest(key, b)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if m.TileSet != id || m.Version != version {
+		return nil, "", "", fmt.Errorf("read manifest %s: it names tile set %q version %d; the file was copied or renamed by hand, restore the original", key, m.TileSet, m.Version)
+	}
+	return m, parent, sha256Hex(b), nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// bucketPutter writes through gocloud; create uses a conditional write
+// (If-None-Match: * on S3).
+type bucketPutter struct{ b *blob.Bucket }
+
+func (p bucketPutter) put(ctx context.Context, key string, data []byte) error {
+	return p.b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType(key)})
+}
+
+func (p bucketPutter) create(ctx context.Context, key string, data []byte) error {
+	err := p.b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType(key), IfNotExist: true})
+	if err == nil {
+		return nil
+	}
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return fmt.Errorf("%w: %w", errExists, err)
+	}
+	// S3 answers 409 ConditionalRequestConflict when two conditional writes
+	// to one key race; neither took effect for the loser.
+	var coded interface{ ErrorCode() string }
+	if errors.As(err, &coded) && coded.ErrorCode() == "ConditionalRequestConflict" {
+		return fmt.Errorf("%w: %w", errExists, err)
+	}
+	return err
+}
+
+func contentType(key string) string {
+	if strings.HasSuffix(key, manifestExt) {
+		return "application/json"
+	}
+	return "application/vnd.apache.parquet"
+}
+
+// dirPutter writes to a local directory: a synced temporary file, then a
+// rename (put) or a hard link that fails if the name exists (create). fileblob's
+// own IfNotExist checks then renames, which two writers can both pass.
+type dirPutter struct{ root string }
+
+// localTmpDir holds temporary files of local writes, beside tilesets/ so
+// that a rename or link into place stays on one file system.
+const localTmpDir = ".tmp"
+
+func (p dirPutter) write(ctx context.Context, key string, data []byte, exclusive bool) (err error) {
+	path := filepath.Join(p.root, filepath.FromSlash(key))
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Temporary files live outside the listed tree: listings stay stable.
+	tmpDir := filepath.Join(p.root, localTmpDir)
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(tmpDir, "*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if exclusive {
+		if err := os.Link(tmp, path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%w: %w", errExists, err)
+			}
+			return err
+		}
+	} else if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func (p dirPutter) put(ctx context.Context, key string, data []byte) error {
+	return p.write(ctx, key, data, false)
+}
+
+func (p dirPutter) create(ctx context.Context, key string, data []byte) error {
+	return p.write(ctx, key, data, true)
+}
+
+// syncDir makes a new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	// Some file systems cannot sync directories; the entry is still written.
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,277 @@
+package tilestore
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tessera-fe/tessera/aggregate"
+)
+
+func openDir(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+func TestLocalDirectory(t *testing.T) { testAcceptance(t, openDir) }
+
+func TestFileURL(t *testing.T) {
+	testAcceptance(t, func(t *testing.T) *Store {
+		u := url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(t.TempDir(), "via url"))}
+		s, err := Open(context.Background(), u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if s.Location() != u.String() {
+			t.Fatalf("Location() = %q, want %q", s.Location(), u.String())
+		}
+		return s
+	})
+}
+
+func TestOpenDirectoryLayout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	s, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustCommit(t, s, Commit{TileSet: "tx.user_id.amount.1h-3fa2c1d0", Needs: aggregate.NeedCount, Grid: hourGrid, Cover: Range{0, hour},
+		Tiles: setOf(aggregate.NeedCount, false, []row{{IntKey: 1, State: aggregate.State{Count: 3}}})})
+	var files []string
+	err = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, path)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[1] != "tilesets/tx.user_id.amount.1h-3fa2c1d0/manifests/00000000000000000001.json" ||
+		!strings.HasPrefix(files[0], "tilesets/tx.user_id.amount.1h-3fa2c1d0/data/") || !strings.HasSuffix(files[0], ".parquet") {
+		t.Fatalf("files %v: want one data object and manifest version 1, no sidecar or temporary files", files)
+	}
+	body, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(files[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"schema_version": 1`, `"needs": "count"`, `"width_us": 3600000000`, `"from_us": 0`} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("manifest lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	for _, loc := range []string{"", "nosuchscheme://bucket/x", "file://"} {
+		if s, err := Open(context.Background(), loc); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", loc)
+		}
+	}
+}
+
+func TestMergeRanges(t *testing.T) {
+	for _, c := range []struct{ in, want []Range }{
+		{nil, nil},
+		{[]Range{{5, 5}}, nil},
+		{[]Range{{3, 5}, {0, 1}, {1, 2}, {4, 9}}, []Range{{0, 2}, {3, 9}}},
+		{[]Range{{math.MinInt64, 0}, {0, math.MaxInt64}}, []Range{{math.MinInt64, math.MaxInt64}}},
+		{[]Range{{0, 10}, {2, 3}}, []Range{{0, 10}}},
+	} {
+		if got := MergeRanges(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("MergeRanges(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	m := &Manifest{Coverage: []Range{{0, 10}, {20, 30}}}
+	if g := m.Gaps(Range{5, 25}); !slices.Equal(g, []Range{{10, 20}}) {
+		t.Errorf("Gaps = %v", g)
+	}
+	if g := m.Gaps(Range{0, 10}); g != nil || !m.Covers(Range{0, 10}) || m.Covers(Range{0, 11}) {
+		t.Errorf("Gaps = %v", g)
+	}
+}
+
+func TestManifestVersionNames(t *testing.T) {
+	if k := manifestKey("x", 42); k != "tilesets/x/manifests/00000000000000000042.json" {
+		t.Fatal(k)
+	}
+	for name, want := range map[string]int64{"00000000000000000042.json": 42, ".tmp-123": 0, "42.json": 0, "0000000000000000004a.json": 0} {
+		if v, _ := parseVersion(name); v != want {
+			t.Errorf("parseVersion(%q) = %d, want %d", name, v, want)
+		}
+	}
+}
+
+func testRowGroups(t *testing.T, s *Store) {
+	ctx := context.Background()
+	needs := aggregate.NeedCount | aggregate.NeedMin
+	var rows []row
+	for k := range int64(700) {
+		for h := range int64(100) {
+			rows = append(rows, row{IntKey: k, Start: h * hour, State: aggregate.State{Count: 1, N: 1, Min: float64(k*h) / 3}})
+		}
+	}
+	m := mustCommit(t, s, Commit{TileSet: "big", Needs: needs, Grid: hourGrid, Cover: Range{0, 100 * hour}, Tiles: setOf(needs, false, rows)})
+	equalRows(t, "big", mustLoad(t, s, "big", everything, nil), rows)
+	data, err := s.bucket.ReadAll(ctx, dataKey("big", m.Objects[0].Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.RowGroups()); n != 2 {
+		t.Fatalf("%d rows in %d row groups, want 2", len(rows), n)
+	}
+	for _, rg := range f.RowGroups() {
+		if rg.NumRows() > RowGroupRows {
+			t.Fatalf("row group of %d rows", rg.NumRows())
+		}
+	}
+	leaf, _ := f.Schema().Lookup("bucket_start")
+	if lt := leaf.Node.Type().LogicalType().String(); !strings.Contains(lt, "TIMESTAMP") || !strings.Contains(lt, "isAdjustedToUTC=true") || !strings.Contains(lt, "MICROS") {
+		t.Fatalf("bucket_start logical type %v, want TIMESTAMP(MICROS, UTC)", lt)
+	}
+}
+
+func testVerify(t *testing.T, s *Store) {
+	ctx := context.Background()
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	rows := []row{{IntKey: 1, State: aggregate.State{Count: 2, N: 1, Sum: 4}}, {IntKey: 2, Start: hour, State: aggregate.State{Count: 1}}}
+	m := mustCommit(t, s, Commit{TileSet: "v", Needs: needs, Grid: hourGrid, Cover: Range{0, 2 * hour}, Tiles: setOf(needs, false, rows)})
+	if p, err := s.Verify(ctx, "v"); err != nil || len(p) != 0 {
+		t.Fatalf("Verify of a sound tile set: %v, %v", p, err)
+	}
+	if _, err := s.Verify(ctx, "unknown"); err == nil {
+		t.Fatal("Verify of an unknown tile set succeeded")
+	}
+	key := dataKey("v", m.Objects[0].Name)
+	if err := s.bucket.WriteAll(ctx, key, []byte("not parquet"), nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Verify(ctx, "v")
+	if err != nil || len(p) != 1 || p[0].Object != m.Objects[0].Name || !strings.Contains(p[0].String(), "SHA-256") && !strings.Contains(p[0].String(), "size") {
+		t.Fatalf("Verify of a damaged object: %v, %v", p, err)
+	}
+	if err := s.bucket.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Verify(ctx, "v"); len(p) != 1 || !strings.Contains(p[0].Message, "missing") {
+		t.Fatalf("Verify of a missing object: %v", p)
+	}
+}
+
+func testGC(t *testing.T, s *Store) {
+	ctx := context.Background()
+	needs := aggregate.NeedCount
+	id := "gc"
+	commit := func(h int64) *Manifest {
+		return mustCommit(t, s, Commit{TileSet: id, Needs: needs, Grid: hourGrid, Cover: Range{0, 24 * hour},
+			Tiles: setOf(needs, false, []row{{IntKey: h, Start: h * hour, State: aggregate.State{Count: h + 1}}})})
+	}
+	first := commit(0)
+	if removed, err := s.GC(ctx, 0); err != nil || len(removed) != 0 {
+		t.Fatalf("GC of a single version removed %v, %v", removed, err)
+	}
+	for h := int64(1); h <= 12; h++ {
+		commit(h)
+	}
+	// An object that no manifest lists (a commit that died before publishing).
+	orphan := dataKey(id, "20000101T000000.000000000Z-0000000000000000.parquet")
+	if err := s.bucket.WriteAll(ctx, orphan, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is old enough yet.
+	if removed, err := s.GC(ctx, time.Hour); err != nil || len(removed) != 0 {
+		t.Fatalf("GC(1h) removed %v, %v", removed, err)
+	}
+	removed, err := s.GC(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 13 versions: 3 pruned, with the 3 objects only they listed, and the orphan.
+	want := []string{manifestKey(id, 1), manifestKey(id, 2), manifestKey(id, 3),
+		dataKey(id, first.Objects[0].Name), orphan}
+	for _, w := range want {
+		if !slices.Contains(removed, w) {
+			t.Errorf("GC did not remove %s (removed %v)", w, removed)
+		}
+	}
+	if len(removed) != 7 {
+		t.Errorf("GC removed %d keys, want 7: %v", len(removed), removed)
+	}
+	m, err := s.Manifest(ctx, id)
+	if err != nil || m.Version != 13 {
+		t.Fatalf("newest manifest after GC: %v, %v", m, err)
+	}
+	equalRows(t, "after GC", mustLoad(t, s, id, everything, nil), []row{{IntKey: 12, Start: 12 * hour, State: aggregate.State{Count: 13}}})
+	if p, err := s.Verify(ctx, id); err != nil || len(p) != 0 {
+		t.Fatalf("Verify after GC: %v, %v", p, err)
+	}
+	// A commit still builds on the newest version.
+	if m := commit(5); m.Version != 14 {
+		t.Fatalf("commit after GC published version %d", m.Version)
+	}
+}
+
+// testPrunedSlot: a writer stalls after reading version 1; meanwhile others
+// publish versions 2..13 and GC prunes versions 1..3. The stalled writer's
+// create of version 2 then succeeds, hidden behind the newer versions; the
+// commit must notice and publish again on top of the newest.
+func testPrunedSlot(t *testing.T, s *Store) {
+	ctx := context.Background()
+	needs := aggregate.NeedCount
+	id := "pruned-slot"
+	commitHour := func(h int64) Commit {
+		return Commit{TileSet: id, Needs: needs, Grid: hourGrid, Cover: Range{h * hour, (h + 1) * hour},
+			Tiles: setOf(needs, false, []row{{IntKey: 7, Start: h * hour, State: aggregate.State{Count: h + 1}}})}
+	}
+	mustCommit(t, s, commitHour(0))
+	fired := false
+	s.hookBeforePublish = func(context.Context) error {
+		s.hookBeforePublish = nil
+		fired = true
+		for h := int64(1); h <= 12; h++ {
+			mustCommit(t, s, commitHour(h))
+		}
+		if _, err := s.GC(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		return nil
+	}
+	m, err := s.Commit(ctx, commitHour(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fired || m.Version != 14 {
+		t.Fatalf("stalled commit published version %d (hook ran: %v), want 14", m.Version, fired)
+	}
+	var want []row
+	for _, h := range []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 20} {
+		want = append(want, row{IntKey: 7, Start: h * hour, State: aggregate.State{Count: h + 1}})
+	}
+	equalRows(t, "after the stalled commit", mustLoad(t, s, id, everything, nil), want)
+}
