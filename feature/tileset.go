@@ -112,6 +112,20 @@ func idPart(s string) string {
 // TileSets returns the tile sets of the materialized features, sorted by ID.
 // Each call builds new values.
 func (c *Config) TileSets() []*TileSet {
+	// A count needs no value column: it joins a tile set over a value column
+	// with the same source, key, filter and grid when there is one (its
+	// Count column counts every event, nulls included), so counts next to
+	// sums and means read one tile set.
+	valueOf := map[tileSpec]string{}
+	for _, name := range c.FeatureNames() {
+		if f := c.Features[name]; f != nil && f.Materialization != nil && f.Value != "" {
+			spec := specOf(f)
+			spec.value = ""
+			if v, ok := valueOf[spec]; !ok || f.Value < v {
+				valueOf[spec] = f.Value
+			}
+		}
+	}
 	byID := map[tileSpec]*TileSet{}
 	for _, name := range c.FeatureNames() {
 		f := c.Features[name]
@@ -119,6 +133,9 @@ func (c *Config) TileSets() []*TileSet {
 			continue
 		}
 		spec := specOf(f)
+		if spec.value == "" {
+			spec.value = valueOf[spec]
+		}
 		ts, ok := byID[spec]
 		if !ok {
 			ts = &TileSet{

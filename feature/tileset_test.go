@@ -27,6 +27,7 @@ features:
   user.other_width: {source: tx, aggregation: sum, value: amount, windows: [1d], materialization: {bucket_duration: 2h}}
   user.other_origin: {source: tx, aggregation: sum, value: amount, windows: [1d], materialization: {bucket_duration: 1h, bucket_start: "2020-01-01T00:30:00Z"}}
   user.count: {source: tx, aggregation: count, windows: [1d], materialization: {bucket_duration: 1h}}
+  user.count_alone: {source: tx, aggregation: count, windows: [1d], materialization: {bucket_duration: 30m}}
   user.plain: {source: tx, aggregation: sum, value: amount, windows: [1d]}
 `
 	c, err := Parse("c.yaml", []byte(cfg))
@@ -48,6 +49,10 @@ features:
 	if ref.ID != c.TileSetOf("user.same_min").ID || ref.ID != c.TileSetOf("user.same_std").ID {
 		t.Errorf("sum, min and std over the same column do not share a tile set")
 	}
+	// A count joins the value tile set of the same source, key, filter and grid.
+	if c.TileSetOf("user.count").ID != ref.ID {
+		t.Errorf("count does not share the amount tile set")
+	}
 	if want := aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin; ref.Needs != want {
 		t.Errorf("Needs = %v, want %v", ref.Needs, want)
 	}
@@ -55,7 +60,7 @@ features:
 	if ref.BackfillStart != nil {
 		t.Errorf("BackfillStart = %d, want nil", *ref.BackfillStart)
 	}
-	for _, name := range []string{"user.other_source", "user.other_key", "user.other_value", "user.filtered", "user.filtered2", "user.other_width", "user.other_origin", "user.count"} {
+	for _, name := range []string{"user.other_source", "user.other_key", "user.other_value", "user.filtered", "user.filtered2", "user.other_width", "user.other_origin", "user.count_alone"} {
 		if ts := c.TileSetOf(name); ts == nil || ts.ID == ref.ID || len(ts.Features) != 1 || ts.Features[0] != name {
 			t.Errorf("%s: tile set %+v shares with user.ref", name, ts)
 		}
@@ -63,7 +68,7 @@ features:
 	if got := c.TileSetOf("user.filtered"); got.Filter == nil || *got.Filter != (Filter{"status", "ok"}) {
 		t.Errorf("filter = %+v", got.Filter)
 	}
-	if got := c.TileSetOf("user.count"); got.Value != "" || got.Needs != aggregate.NeedCount || !strings.HasPrefix(got.ID, "tx.user_id.count.1h-") {
+	if got := c.TileSetOf("user.count_alone"); got.Value != "" || got.Needs != aggregate.NeedCount || !strings.HasPrefix(got.ID, "tx.user_id.count.30m-") {
 		t.Errorf("count tile set = %+v", got)
 	}
 	if c.TileSetOf("user.plain") != nil {

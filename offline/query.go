@@ -129,6 +129,12 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		}
 		if opt.Materialized {
 			key = "tiles:" + ts.ID
+			// Fallback builds the tile set's tiles: read its columns (a count
+			// in a value tile set reads the value column too).
+			spec = EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
+			if ts.Filter != nil {
+				spec.Filter = *ts.Filter
+			}
 		} else {
 			key = fmt.Sprintf("events:%s\x00%s\x00%s\x00%s\x00%s", spec.Source, spec.Key, spec.Value, spec.Filter.Column, spec.Filter.Equals)
 		}

@@ -20,7 +20,7 @@ sources:
 entities:
   user: {key: user_id}
 features:
-  user.cnt:      {source: ev, aggregation: count, windows: [1h, 3h, 1d, all], materialization: {bucket_duration: 30m}}
+  user.acnt:     {source: ev, aggregation: count, windows: [1h, 3h, 1d, all], materialization: {bucket_duration: 30m}}
   user.total:    {source: ev, aggregation: sum,   value: amount, windows: [1h, 3h, 1d, all], materialization: {bucket_duration: 30m}}
   user.avg:      {source: ev, aggregation: mean,  value: amount, windows: [1h, 1d, all], materialization: {bucket_duration: 30m}}
   user.lo:       {source: ev, aggregation: min,   value: amount, windows: [1h, 3h, all], materialization: {bucket_duration: 30m}}

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"cmp"
+	"math"
 	"slices"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -27,8 +28,7 @@ type series struct {
 // eventSeries keeps the events whose key is in dict, grouped and sorted.
 func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *series {
 	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
-	order, off := tile.GroupBy(ids, dict.Len())
-	sortSegments(order, off, ev.TS)
+	order, off := groupByThenPos(ids, ev.TS, dict.Len())
 	s := &series{needs: needs, off: off, pos: make([]int64, len(order))}
 	for i, r := range order {
 		s.pos[i] = ev.TS[r]
@@ -79,6 +79,44 @@ func gather[T any](col []T, order []int32) []T {
 		out[i] = col[r]
 	}
 	return out
+}
+
+// groupByThenPos orders the rows with id >= 0 by (id, pos): a radix sort by
+// position, then a stable counting sort by id. Rows of id g are
+// order[off[g]:off[g+1]].
+func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32) {
+	lo := int64(math.MaxInt64)
+	kept := 0
+	for i, id := range ids {
+		if id >= 0 {
+			lo = min(lo, pos[i])
+			kept++
+		}
+	}
+	keys := make([]uint64, 0, kept)
+	idx := make([]int32, 0, kept)
+	for i, id := range ids {
+		if id >= 0 {
+			keys = append(keys, uint64(pos[i]-lo)) // fits: pos[i] >= lo
+			idx = append(idx, int32(i))
+		}
+	}
+	tile.SortByKey(keys, idx, nil, nil)
+	off = make([]int32, n+1)
+	for _, r := range idx {
+		off[ids[r]+1]++
+	}
+	for g := range n {
+		off[g+1] += off[g]
+	}
+	order = make([]int32, len(idx))
+	next := slices.Clone(off[:n])
+	for _, r := range idx {
+		g := ids[r]
+		order[next[g]] = r
+		next[g]++
+	}
+	return order, off
 }
 
 // sortSegments sorts each key's rows by position. The order among equal

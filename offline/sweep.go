@@ -2,6 +2,9 @@ package offline
 
 import (
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
@@ -16,8 +19,7 @@ type spineIndex struct {
 }
 
 func newSpineIndex(times []int64, ids []int32, nkeys int) *spineIndex {
-	order, off := tile.GroupBy(ids, nkeys)
-	sortSegments(order, off, times)
+	order, off := groupByThenPos(ids, times, nkeys)
 	return &spineIndex{times: times, order: order, off: off}
 }
 
@@ -27,8 +29,11 @@ type output struct {
 	window feature.Window
 	grid   tile.Grid // for bucket rounding; zero Width when the mode does not round
 	col    *Column
+}
 
-	// sweep state, reset per key
+// cursor is one output's sweep state over one key: the point ranges of the
+// previous row and the sliding extremes. Each worker has its own.
+type cursor struct {
 	ia, ja, ib, jb int
 	extA, extB     aggregate.Extreme
 }
@@ -68,57 +73,90 @@ func floorOrMin(g tile.Grid, lo int64) int64 {
 }
 
 // run sweeps every spine key once, writing each output's values at the rows'
-// input positions.
+// input positions. Keys are independent: workers take chunks of keys in turn
+// (dynamic scheduling, since heavy-hitter keys make chunks uneven).
 func (p *plan) run(sp *spineIndex) {
-	var va, vb view
-	for g := range len(sp.off) - 1 {
-		rows := sp.order[sp.off[g]:sp.off[g+1]]
-		if len(rows) == 0 {
-			continue
-		}
-		va.load(p.a, g)
-		if p.b != nil {
-			vb.load(p.b, g)
-		}
-		for _, o := range p.outs {
-			o.ia, o.ja, o.ib, o.jb = 0, 0, 0, 0
-			switch o.fn {
-			case aggregate.Min:
-				o.extA.Reset(va.vals, va.valid, false)
-				o.extB.Reset(vb.vals, vb.valid, false)
-			case aggregate.Max:
-				o.extA.Reset(va.maxs, va.valid, true)
-				o.extB.Reset(vb.maxs, vb.valid, true)
+	nkeys := len(sp.off) - 1
+	const chunk = 256
+	workers := min(runtime.GOMAXPROCS(0), (nkeys+chunk-1)/chunk)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			w := &sweeper{p: p, cur: make([]cursor, len(p.outs))}
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= nkeys {
+					return
+				}
+				for g := lo; g < min(lo+chunk, nkeys); g++ {
+					w.key(sp, g)
+				}
 			}
+		})
+	}
+	wg.Wait()
+}
+
+// sweeper is one worker's state.
+type sweeper struct {
+	p      *plan
+	va, vb view
+	cur    []cursor
+}
+
+// key computes every output for the rows of key g.
+func (w *sweeper) key(sp *spineIndex, g int) {
+	p := w.p
+	rows := sp.order[sp.off[g]:sp.off[g+1]]
+	if len(rows) == 0 {
+		return
+	}
+	va, vb := &w.va, &w.vb
+	va.load(p.a, g)
+	if p.b != nil {
+		vb.load(p.b, g)
+	}
+	for k, o := range p.outs {
+		c := &w.cur[k]
+		c.ia, c.ja, c.ib, c.jb = 0, 0, 0, 0
+		switch o.fn {
+		case aggregate.Min:
+			c.extA.Reset(va.vals, va.valid, false)
+			c.extB.Reset(vb.vals, vb.valid, false)
+		case aggregate.Max:
+			c.extA.Reset(va.maxs, va.valid, true)
+			c.extB.Reset(vb.maxs, vb.valid, true)
 		}
-		for _, r := range rows {
-			t := sp.times[r]
-			for _, o := range p.outs {
-				loA, hiA, loB, hiB := p.bounds(o, t)
-				o.ia = advance(va.pos, o.ia, loA)
-				o.ja = advance(va.pos, max(o.ja, o.ia), hiA)
-				st := va.prefix.Range(o.ia, o.ja)
+	}
+	for _, r := range rows {
+		t := sp.times[r]
+		for k, o := range p.outs {
+			c := &w.cur[k]
+			loA, hiA, loB, hiB := p.bounds(o, t)
+			c.ia = advance(va.pos, c.ia, loA)
+			c.ja = advance(va.pos, max(c.ja, c.ia), hiA)
+			st := va.prefix.Range(c.ia, c.ja)
+			if p.b != nil {
+				c.ib = advance(vb.pos, c.ib, loB)
+				c.jb = advance(vb.pos, max(c.jb, c.ib), hiB)
+				st.Merge(vb.prefix.Range(c.ib, c.jb))
+			}
+			var v float64
+			var ok bool
+			switch o.fn {
+			case aggregate.Min, aggregate.Max:
+				v, ok = c.extA.Query(c.ia, c.ja)
 				if p.b != nil {
-					o.ib = advance(vb.pos, o.ib, loB)
-					o.jb = advance(vb.pos, max(o.jb, o.ib), hiB)
-					st.Merge(vb.prefix.Range(o.ib, o.jb))
+					vb2, okb := c.extB.Query(c.ib, c.jb)
+					v, ok = pick(o.fn == aggregate.Max, v, ok, vb2, okb)
 				}
-				var v float64
-				var ok bool
-				switch o.fn {
-				case aggregate.Min, aggregate.Max:
-					v, ok = o.extA.Query(o.ia, o.ja)
-					if p.b != nil {
-						vb2, okb := o.extB.Query(o.ib, o.jb)
-						v, ok = pick(o.fn == aggregate.Max, v, ok, vb2, okb)
-					}
-				default:
-					v, ok = st.Value(o.fn)
-				}
-				o.col.Values[r] = v
-				if o.col.Valid != nil {
-					o.col.Valid[r] = ok
-				}
+			default:
+				v, ok = st.Value(o.fn)
+			}
+			o.col.Values[r] = v
+			if o.col.Valid != nil {
+				o.col.Valid[r] = ok
 			}
 		}
 	}

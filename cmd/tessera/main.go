@@ -79,6 +79,6 @@ same query in every planner mode.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	agg := &cobra.Command{Use: "aggregate", Short: "Build and inspect tiles (backfill, list)"}
 	agg.AddCommand(newBackfill(g), newList(g))
-	root.AddCommand(agg, newOfflineQuery(g), newDemo())
+	root.AddCommand(agg, newOfflineQuery(g), newDemo(), newBench())
 	return root
 }

@@ -1,0 +1,307 @@
+// Package bench is the benchmark harness behind `tessera bench`: it makes a
+// Zipf-distributed sample at a chosen scale, backfills it, runs the same
+// training set in every planner mode and prints one table of rates, ratios
+// between them, peak memory and tile bytes against event bytes.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tessera-fe/tessera"
+	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/sample"
+	"github.com/tessera-fe/tessera/materialize"
+	"github.com/tessera-fe/tessera/offline"
+	"github.com/tessera-fe/tessera/source"
+	"github.com/tessera-fe/tessera/tile"
+	"github.com/tessera-fe/tessera/tilestore"
+)
+
+// Scale sizes one benchmark run.
+type Scale struct {
+	Name      string
+	Events    int
+	Spine     int
+	Users     uint64
+	Merchants uint64
+}
+
+// Scales are the sizes the harness knows.
+var Scales = []Scale{
+	{"1M", 1_000_000, 100_000, 50_000, 5_000},
+	{"20M", 20_000_000, 2_000_000, 400_000, 20_000},
+	{"100M", 100_000_000, 10_000_000, 2_000_000, 50_000},
+}
+
+// ScaleByName returns the scale called name.
+func ScaleByName(name string) (Scale, error) {
+	var names []string
+	for _, s := range Scales {
+		if strings.EqualFold(s.Name, name) {
+			return s, nil
+		}
+		names = append(names, s.Name)
+	}
+	return Scale{}, fmt.Errorf("unknown scale %q (want one of %s)", name, strings.Join(names, ", "))
+}
+
+// Options configure a run.
+type Options struct {
+	Scale     Scale
+	Dir       string // data, store and config; reused when it already holds this scale's data
+	NaiveRows int    // spine rows the naive baseline runs on
+	Out       io.Writer
+}
+
+// Config is the feature configuration of the benchmark: sum, count and
+// mean of the amount per user over 7d, 30d and all, sharing one tile set.
+const Config = `sources:
+  transactions: {path: events, timestamp: ts}
+entities:
+  user: {key: user_id}
+features:
+  user.amount_sum:   {source: transactions, aggregation: sum,   value: amount, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+  user.amount_mean:  {source: transactions, aggregation: mean,  value: amount, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+  user.amount_count: {source: transactions, aggregation: count, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+`
+
+// Row is one line of the result table.
+type Row struct {
+	Step    string
+	Mode    string
+	Windows string
+	Rows    int
+	Seconds float64
+	PeakRSS int64 // bytes, peak resident set during the step
+}
+
+// Rate returns rows per second.
+func (r Row) Rate() float64 { return float64(r.Rows) / r.Seconds }
+
+// Run makes (or reuses) the data, measures every step and prints the table.
+func Run(ctx context.Context, opt Options) ([]Row, error) {
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(opt.Dir, "tessera.yaml")
+	if err := prepare(opt); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfgPath, []byte(Config), 0o644); err != nil {
+		return nil, err
+	}
+	cfg, err := feature.Parse(cfgPath, []byte(Config))
+	if err != nil {
+		return nil, err
+	}
+	var rows []Row
+	measure := func(step, mode, windows string, n int, f func() error) error {
+		runtime.GC()
+		resetPeak()
+		start := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s %s: %w", step, mode, err)
+		}
+		r := Row{Step: step, Mode: mode, Windows: windows, Rows: n, Seconds: time.Since(start).Seconds(), PeakRSS: peakRSS()}
+		rows = append(rows, r)
+		fmt.Fprintf(opt.Out, "  %-9s %-20s %-22s %10d rows %8.3fs %12.0f rows/s  peak %s\n", r.Step, r.Mode, r.Windows, r.Rows, r.Seconds, r.Rate(), mib(r.PeakRSS))
+		return nil
+	}
+
+	src := cfg.Sources["transactions"]
+	ts := cfg.TileSets()[0]
+	decodeReq := []source.Request{{Name: "ts", Role: source.Time}, {Name: "user_id", Role: source.Key}, {Name: "amount", Role: source.Value}}
+	if err := measure("decode", "parquet columns", "", opt.Scale.Events, func() error {
+		_, err := source.Read(src.Path, decodeReq, source.Options{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	storeDir := filepath.Join(opt.Dir, "store")
+	if err := os.RemoveAll(storeDir); err != nil {
+		return nil, err
+	}
+	store, err := tilestore.Open(ctx, storeDir)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	if err := measure("backfill", "one pass", "", opt.Scale.Events, func() error {
+		_, err := materialize.Backfill(ctx, cfg, store, materialize.Options{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	spine, err := source.Read(filepath.Join(opt.Dir, "spine.parquet"), []source.Request{{Name: "user_id", Role: source.Key}, {Name: "ts", Role: source.Time}}, source.Options{})
+	if err != nil {
+		return nil, err
+	}
+	keys := tile.Keys{Int: spine.Column("user_id").Ints}
+	times := spine.Column("ts").Ints
+	sets := []struct {
+		name string
+		refs []string
+	}{
+		{"sum 7d", []string{"user.amount_sum[7d]"}},
+		{"sum 30d", []string{"user.amount_sum[30d]"}},
+		{"sum all", []string{"user.amount_sum[all]"}},
+		{"sum+count+mean x3", []string{
+			"user.amount_sum[7d]", "user.amount_sum[30d]", "user.amount_sum[all]",
+			"user.amount_count[7d]", "user.amount_count[30d]", "user.amount_count[all]",
+			"user.amount_mean[7d]", "user.amount_mean[30d]", "user.amount_mean[all]"}},
+	}
+	modes := []struct {
+		name string
+		opt  offline.Options
+	}{{"exact", offline.Options{}}, {"materialized", offline.Options{Materialized: true}}, {"materialized+align", offline.Options{Materialized: true, Align: true}}}
+	for _, set := range sets {
+		refs := make([]feature.Ref, len(set.refs))
+		for i, s := range set.refs {
+			if refs[i], err = feature.ParseRef(s); err != nil {
+				return nil, err
+			}
+		}
+		keysFor := func(n int) tessera.KeysFor {
+			return func(*feature.Feature) (string, tile.Keys, error) {
+				return "user_id", tile.Keys{Int: keys.Int[:n]}, nil
+			}
+		}
+		n := min(opt.NaiveRows, len(times))
+		if err := measure("query", "naive (sample)", set.name, n, func() error {
+			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}}
+			_, err := eng.Naive(ctx, &offline.Spine{Keys: tile.Keys{Int: keys.Int[:n]}, Times: times[:n]}, refs, offline.Options{})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		for _, m := range modes {
+			if err := measure("query", m.name, set.name, len(times), func() error {
+				eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}, Tiles: store}
+				_, err := tessera.QueryByKey(ctx, eng, refs, times, keysFor(len(times)), m.opt)
+				return err
+			}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	man, err := store.Manifest(ctx, ts.ID)
+	if err != nil {
+		return nil, err
+	}
+	var tileBytes int64
+	for _, o := range man.Objects {
+		tileBytes += o.Bytes
+	}
+	eventBytes, err := dirBytes(src.Path)
+	if err != nil {
+		return nil, err
+	}
+	summarize(opt.Out, rows, man.Rows(), tileBytes, eventBytes)
+	return rows, nil
+}
+
+// prepare writes the sample of the scale unless the directory holds it.
+func prepare(opt Options) error {
+	marker := filepath.Join(opt.Dir, "scale")
+	if b, err := os.ReadFile(marker); err == nil && string(b) == opt.Scale.Name {
+		return nil
+	}
+	fmt.Fprintf(opt.Out, "making %s events and %d spine rows in %s ...\n", opt.Scale.Name, opt.Scale.Spine, opt.Dir)
+	spec := sample.Default()
+	spec.Events, spec.SpineRows, spec.Users, spec.Merchants = opt.Scale.Events, opt.Scale.Spine, opt.Scale.Users, opt.Scale.Merchants
+	evDir := filepath.Join(opt.Dir, "events")
+	if err := os.RemoveAll(evDir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(evDir, 0o755); err != nil {
+		return err
+	}
+	// Files of at most 5M events, as a partitioned export would have them.
+	const perFile = 5_000_000
+	var spineSrc *source.Table
+	for part := 0; part*perFile < spec.Events; part++ {
+		ps := spec
+		ps.Events = min(perFile, spec.Events-part*perFile)
+		ps.Seed = spec.Seed + uint64(part)
+		t := sample.Events(ps)
+		if err := source.Write(filepath.Join(evDir, fmt.Sprintf("part-%03d.parquet", part)), t); err != nil {
+			return err
+		}
+		if part == 0 {
+			spineSrc = t
+		}
+	}
+	if err := source.Write(filepath.Join(opt.Dir, "spine.parquet"), sample.Spine(spec, spineSrc)); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte(opt.Scale.Name), 0o644)
+}
+
+func summarize(w io.Writer, rows []Row, tiles, tileBytes, eventBytes int64) {
+	find := func(step, mode, windows string) *Row {
+		for i := range rows {
+			if rows[i].Step == step && rows[i].Mode == mode && (windows == "" || rows[i].Windows == windows) {
+				return &rows[i]
+			}
+		}
+		return nil
+	}
+	fmt.Fprintln(w)
+	if d, b := find("decode", "parquet columns", ""), find("backfill", "one pass", ""); d != nil && b != nil {
+		fmt.Fprintf(w, "backfill: %.0f events/s = %.0f%% of the decode-only rate (%.0f events/s)\n", b.Rate(), 100*b.Rate()/d.Rate(), d.Rate())
+	}
+	for _, set := range []string{"sum 7d", "sum+count+mean x3"} {
+		nv, ex, mat := find("query", "naive (sample)", set), find("query", "exact", set), find("query", "materialized", set)
+		if nv != nil && ex != nil && mat != nil {
+			fmt.Fprintf(w, "%s: exact sweep %.1fx naive, materialized %.1fx exact, %.1fx naive\n", set, ex.Rate()/nv.Rate(), mat.Rate()/ex.Rate(), mat.Rate()/nv.Rate())
+		}
+	}
+	if m7, m30, mall := find("query", "materialized", "sum 7d"), find("query", "materialized", "sum 30d"), find("query", "materialized", "sum all"); m7 != nil && m30 != nil && mall != nil {
+		fmt.Fprintf(w, "materialized cost vs window: 30d/7d = %.2f, all/7d = %.2f (time ratios)\n", m30.Seconds/m7.Seconds, mall.Seconds/m7.Seconds)
+	}
+	fmt.Fprintf(w, "tiles: %d tiles, %s on disk vs %s of event Parquet (%.2fx)\n", tiles, mib(tileBytes), mib(eventBytes), float64(tileBytes)/float64(eventBytes))
+}
+
+func dirBytes(path string) (int64, error) {
+	var n int64
+	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return err
+	})
+	return n, err
+}
+
+// resetPeak resets the kernel's peak resident set of this process (Linux).
+func resetPeak() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns the peak resident set since the last reset, in bytes, or
+// 0 where /proc does not tell.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
