@@ -71,7 +71,8 @@ func (f *FileEvents) Events(_ context.Context, spec EventSpec, keep *tile.Dict) 
 
 // EventsOf extracts the events of spec from a table read with the key, time,
 // value and filter columns, keeping rows whose key is in keep (all when keep
-// is nil) and whose filter column equals the filter's value.
+// is nil) and whose filter column equals the filter's value. When every row
+// is kept the columns are shared with the table, not copied.
 func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict) *tile.Events {
 	kc, tc := t.Column(spec.Key), t.Column(timestamp)
 	var vc, fc *source.Column
@@ -86,10 +87,7 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 	if keep != nil {
 		ids = keep.LookupAll(&keys, make([]int32, 0, t.Rows))
 	}
-	ev := &tile.Events{Keys: tile.Keys{String: keys.String}}
-	if vc != nil && vc.Valid != nil {
-		ev.Valid = make([]bool, 0, t.Rows)
-	}
+	rows := make([]int32, 0, t.Rows)
 	for i := range t.Rows {
 		if ids != nil && ids[i] < 0 {
 			continue
@@ -97,17 +95,25 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		if fc != nil && (fc.IsNull(i) || fc.Strs[i] != spec.Filter.Equals) {
 			continue
 		}
-		if keys.String {
-			ev.Keys.Str = append(ev.Keys.Str, keys.Str[i])
-		} else {
-			ev.Keys.Int = append(ev.Keys.Int, keys.Int[i])
-		}
-		ev.TS = append(ev.TS, tc.Ints[i])
+		rows = append(rows, int32(i))
+	}
+	if len(rows) == t.Rows {
+		ev := &tile.Events{Keys: keys, TS: tc.Ints}
 		if vc != nil {
-			ev.Values = append(ev.Values, vc.Floats[i])
-			if vc.Valid != nil {
-				ev.Valid = append(ev.Valid, vc.Valid[i])
-			}
+			ev.Values, ev.Valid = vc.Floats, vc.Valid
+		}
+		return ev
+	}
+	ev := &tile.Events{Keys: tile.Keys{String: keys.String}, TS: gather(tc.Ints, rows)}
+	if keys.String {
+		ev.Keys.Str = gather(keys.Str, rows)
+	} else {
+		ev.Keys.Int = gather(keys.Int, rows)
+	}
+	if vc != nil {
+		ev.Values = gather(vc.Floats, rows)
+		if vc.Valid != nil {
+			ev.Valid = gather(vc.Valid, rows)
 		}
 	}
 	return ev

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -100,6 +101,20 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		return nil, fmt.Errorf("spine has %d keys but %d input times", sp.Keys.Len(), len(sp.Times))
 	}
 	res := &Result{Stats: Stats{Rows: len(sp.Times), Mode: opt.Mode()}}
+	// A raw count reads the events a value output of the same source, key
+	// and filter reads, so that one load and one sort serve both.
+	countValue := map[EventSpec]string{}
+	for _, ref := range refs {
+		if f, err := e.Config.Resolve(ref); err == nil && f.Value != "" {
+			k := EventSpec{Source: f.Source, Key: f.Key}
+			if f.Filter != nil {
+				k.Filter = *f.Filter
+			}
+			if v, ok := countValue[k]; !ok || f.Value < v {
+				countValue[k] = f.Value
+			}
+		}
+	}
 	groups := map[string]*group{}
 	var order []*group
 	for _, ref := range refs {
@@ -126,6 +141,9 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		spec := EventSpec{Source: f.Source, Key: f.Key, Value: f.Value}
 		if f.Filter != nil {
 			spec.Filter = *f.Filter
+		}
+		if spec.Value == "" {
+			spec.Value = countValue[spec]
 		}
 		if opt.Materialized {
 			key = "tiles:" + ts.ID
@@ -242,47 +260,55 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 		appendSet(set, tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
 	}
 	p.a = tileSeries(set, dict)
+	si := newSpineIndex(sp.Times, ids, dict.Len())
 	if opt.Align {
-		p.b = eventSeries(headEvents(ev, dict, ids, sp.Times, ts.Grid), dict, g.needs)
+		p.b = eventSeries(headEvents(ev, dict, si, ts.Grid), dict, g.needs)
 	}
-	p.run(newSpineIndex(sp.Times, ids, dict.Len()))
+	p.run(si)
 	return nil
 }
 
 // headEvents keeps the events that lie in the head bucket of some spine row
-// of their key: the only raw events materialized+align reads.
-func headEvents(ev *tile.Events, dict *tile.Dict, rowIDs []int32, times []int64, g tile.Grid) *tile.Events {
-	type slot struct{ id, bucket int64 }
-	heads := make(map[slot]struct{}, len(times))
-	for r, t := range times {
-		if !g.OnBoundary(t) {
-			heads[slot{int64(rowIDs[r]), g.Floor(t)}] = struct{}{}
+// of their key: the only raw events materialized+align reads. Each key's head
+// buckets come sorted from the spine index; an event is kept by a binary
+// search among its key's.
+func headEvents(ev *tile.Events, dict *tile.Dict, sp *spineIndex, g tile.Grid) *tile.Events {
+	nkeys := len(sp.off) - 1
+	hoff := make([]int32, nkeys+1)
+	var heads []int64
+	for k := range nkeys {
+		last := int64(math.MinInt64)
+		for _, r := range sp.order[sp.off[k]:sp.off[k+1]] {
+			if t := sp.times[r]; !g.OnBoundary(t) {
+				if b := g.Floor(t); b != last {
+					heads = append(heads, b)
+					last = b
+				}
+			}
 		}
-	}
-	out := &tile.Events{Keys: tile.Keys{String: ev.Keys.String}}
-	if len(heads) == 0 {
-		return out
+		hoff[k+1] = int32(len(heads))
 	}
 	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
+	rows := make([]int32, 0, len(heads))
 	for i, id := range ids {
-		if id < 0 {
+		if id < 0 || hoff[id] == hoff[id+1] {
 			continue
 		}
-		if _, ok := heads[slot{int64(id), g.Floor(ev.TS[i])}]; !ok {
-			continue
+		if _, ok := slices.BinarySearch(heads[hoff[id]:hoff[id+1]], g.Floor(ev.TS[i])); ok {
+			rows = append(rows, int32(i))
 		}
-		if ev.Keys.String {
-			out.Keys.Str = append(out.Keys.Str, ev.Keys.Str[i])
-		} else {
-			out.Keys.Int = append(out.Keys.Int, ev.Keys.Int[i])
-		}
-		out.TS = append(out.TS, ev.TS[i])
-		if ev.Values != nil {
-			out.Values = append(out.Values, ev.Values[i])
-		}
-		if ev.Valid != nil {
-			out.Valid = append(out.Valid, ev.Valid[i])
-		}
+	}
+	out := &tile.Events{Keys: tile.Keys{String: ev.Keys.String}, TS: gather(ev.TS, rows)}
+	if ev.Keys.String {
+		out.Keys.Str = gather(ev.Keys.Str, rows)
+	} else {
+		out.Keys.Int = gather(ev.Keys.Int, rows)
+	}
+	if ev.Values != nil {
+		out.Values = gather(ev.Values, rows)
+	}
+	if ev.Valid != nil {
+		out.Valid = gather(ev.Valid, rows)
 	}
 	return out
 }

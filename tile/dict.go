@@ -2,7 +2,9 @@ package tile
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Dict assigns dense ids 0..Len()-1 to distinct keys, hashing each key once so
@@ -61,32 +63,55 @@ func (d *Dict) AddAll(k *Keys, ids []int32) []int32 {
 }
 
 // LookupAll appends the id of each key of k to ids, -1 for keys not in d.
-// Keys of the other type than d's are all unknown.
+// Keys of the other type than d's are all unknown. Large inputs are looked up
+// by several goroutines (map reads are safe to share).
 func (d *Dict) LookupAll(k *Keys, ids []int32) []int32 {
+	n := k.Len()
+	base := len(ids)
+	ids = slices.Grow(ids, n)[:base+n]
+	out := ids[base:]
 	if k.String != d.String {
-		for range k.Len() {
-			ids = append(ids, -1)
+		for i := range out {
+			out[i] = -1
 		}
 		return ids
 	}
-	if d.String {
-		for _, s := range k.Str {
-			id, ok := d.strs[s]
+	parallel(n, 1<<16, func(lo, hi int) {
+		if d.String {
+			for i, s := range k.Str[lo:hi] {
+				id, ok := d.strs[s]
+				if !ok {
+					id = -1
+				}
+				out[lo+i] = id
+			}
+			return
+		}
+		for i, x := range k.Int[lo:hi] {
+			id, ok := d.ints[x]
 			if !ok {
 				id = -1
 			}
-			ids = append(ids, id)
+			out[lo+i] = id
 		}
-		return ids
-	}
-	for _, x := range k.Int {
-		id, ok := d.ints[x]
-		if !ok {
-			id = -1
-		}
-		ids = append(ids, id)
-	}
+	})
 	return ids
+}
+
+// parallel calls f on consecutive ranges [lo, hi) of [0, n), one per
+// available core when n is at least minPer per core, else once.
+func parallel(n, minPer int, f func(lo, hi int)) {
+	p := min(runtime.GOMAXPROCS(0), n/minPer)
+	if p <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range p {
+		lo, hi := n*w/p, n*(w+1)/p
+		wg.Go(func() { f(lo, hi) })
+	}
+	wg.Wait()
 }
 
 // IntKey and StrKey return the key with id.

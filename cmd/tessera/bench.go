@@ -36,6 +36,6 @@ stays in --dir and is reused by later runs of the same scale.`,
 	}
 	cmd.Flags().StringVar(&scale, "scale", "1M", "events to generate: 1M, 20M or 100M")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the generated data and store (default: a directory under the system temp dir)")
-	cmd.Flags().IntVar(&naiveRows, "naive-rows", 2000, "spine rows the naive baseline runs on")
+	cmd.Flags().IntVar(&naiveRows, "naive-rows", 0, "spine rows the naive baseline runs on (default: 2000, 300, 100 by scale)")
 	return cmd
 }

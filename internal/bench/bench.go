@@ -32,13 +32,14 @@ type Scale struct {
 	Spine     int
 	Users     uint64
 	Merchants uint64
+	NaiveRows int // default sample of spine rows for the naive baseline
 }
 
 // Scales are the sizes the harness knows.
 var Scales = []Scale{
-	{"1M", 1_000_000, 100_000, 50_000, 5_000},
-	{"20M", 20_000_000, 2_000_000, 400_000, 20_000},
-	{"100M", 100_000_000, 10_000_000, 2_000_000, 50_000},
+	{"1M", 1_000_000, 100_000, 50_000, 5_000, 2000},
+	{"20M", 20_000_000, 2_000_000, 400_000, 20_000, 300},
+	{"100M", 100_000_000, 10_000_000, 2_000_000, 50_000, 100},
 }
 
 // ScaleByName returns the scale called name.
@@ -175,7 +176,11 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 				return "user_id", tile.Keys{Int: keys.Int[:n]}, nil
 			}
 		}
-		n := min(opt.NaiveRows, len(times))
+		n := opt.NaiveRows
+		if n <= 0 {
+			n = opt.Scale.NaiveRows
+		}
+		n = min(n, len(times))
 		if err := measure("query", "naive (sample)", set.name, n, func() error {
 			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}}
 			_, err := eng.Naive(ctx, &offline.Spine{Keys: tile.Keys{Int: keys.Int[:n]}, Times: times[:n]}, refs, offline.Options{})
