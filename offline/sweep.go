@@ -31,19 +31,46 @@ type output struct {
 	col    *Column
 }
 
-// cursor is one output's sweep state over one key: the point ranges of the
-// previous row and the sliding extremes. Each worker has its own.
-type cursor struct {
-	ia, ja, ib, jb int
-	extA, extB     aggregate.Extreme
+// span is the outputs of a plan that read the same range for every row (one
+// window on one grid): the range is found and its prefix difference taken
+// once for all of them.
+type span struct {
+	first *output
+	outs  []int // indices into plan.outs
 }
+
+// cursor is one span's sweep state over one key: the point ranges of the
+// previous row. extremes is one output's sliding min or max. Each worker has
+// its own.
+type cursor struct{ ia, ja, ib, jb int }
+
+type extremes struct{ a, b aggregate.Extreme }
 
 // plan computes a set of outputs that read the same data: series a (events
 // or tiles) and, for materialized+align, series b (head-bucket events).
 type plan struct {
-	opt  Options
-	a, b *series
-	outs []*output
+	opt   Options
+	a, b  *series
+	outs  []*output
+	spans []span
+}
+
+// group the outputs into spans.
+func (p *plan) groupSpans() {
+	p.spans = p.spans[:0]
+	for k, o := range p.outs {
+		found := false
+		for i := range p.spans {
+			if f := p.spans[i].first; f.window == o.window && f.grid == o.grid {
+				p.spans[i].outs = append(p.spans[i].outs, k)
+				found = true
+				break
+			}
+		}
+		if !found {
+			p.spans = append(p.spans, span{first: o, outs: []int{k}})
+		}
+	}
 }
 
 // bounds returns the half-open position ranges that output o reads for a row
@@ -76,6 +103,7 @@ func floorOrMin(g tile.Grid, lo int64) int64 {
 // input positions. Keys are independent: workers take chunks of keys in turn
 // (dynamic scheduling, since heavy-hitter keys make chunks uneven).
 func (p *plan) run(sp *spineIndex) {
+	p.groupSpans()
 	nkeys := len(sp.off) - 1
 	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0), (nkeys+chunk-1)/chunk)
@@ -83,7 +111,7 @@ func (p *plan) run(sp *spineIndex) {
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
 		wg.Go(func() {
-			w := &sweeper{p: p, cur: make([]cursor, len(p.outs))}
+			w := &sweeper{p: p, cur: make([]cursor, len(p.spans)), ext: make([]extremes, len(p.outs))}
 			for {
 				lo := int(next.Add(chunk)) - chunk
 				if lo >= nkeys {
@@ -102,7 +130,8 @@ func (p *plan) run(sp *spineIndex) {
 type sweeper struct {
 	p      *plan
 	va, vb view
-	cur    []cursor
+	cur    []cursor   // per span
+	ext    []extremes // per output
 }
 
 // key computes every output for the rows of key g.
@@ -117,23 +146,24 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 	if p.b != nil {
 		vb.load(p.b, g)
 	}
+	clear(w.cur)
 	for k, o := range p.outs {
-		c := &w.cur[k]
-		c.ia, c.ja, c.ib, c.jb = 0, 0, 0, 0
+		e := &w.ext[k]
 		switch o.fn {
 		case aggregate.Min:
-			c.extA.Reset(va.vals, va.valid, false)
-			c.extB.Reset(vb.vals, vb.valid, false)
+			e.a.Reset(va.vals, va.valid, false)
+			e.b.Reset(vb.vals, vb.valid, false)
 		case aggregate.Max:
-			c.extA.Reset(va.maxs, va.valid, true)
-			c.extB.Reset(vb.maxs, vb.valid, true)
+			e.a.Reset(va.maxs, va.valid, true)
+			e.b.Reset(vb.maxs, vb.valid, true)
 		}
 	}
 	for _, r := range rows {
 		t := sp.times[r]
-		for k, o := range p.outs {
-			c := &w.cur[k]
-			loA, hiA, loB, hiB := p.bounds(o, t)
+		for si := range p.spans {
+			sn := &p.spans[si]
+			c := &w.cur[si]
+			loA, hiA, loB, hiB := p.bounds(sn.first, t)
 			c.ia = advance(va.pos, c.ia, loA)
 			c.ja = advance(va.pos, max(c.ja, c.ia), hiA)
 			st := va.prefix.Range(c.ia, c.ja)
@@ -142,21 +172,25 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 				c.jb = advance(vb.pos, max(c.jb, c.ib), hiB)
 				st.Merge(vb.prefix.Range(c.ib, c.jb))
 			}
-			var v float64
-			var ok bool
-			switch o.fn {
-			case aggregate.Min, aggregate.Max:
-				v, ok = c.extA.Query(c.ia, c.ja)
-				if p.b != nil {
-					vb2, okb := c.extB.Query(c.ib, c.jb)
-					v, ok = pick(o.fn == aggregate.Max, v, ok, vb2, okb)
+			for _, k := range sn.outs {
+				o := p.outs[k]
+				var v float64
+				var ok bool
+				switch o.fn {
+				case aggregate.Min, aggregate.Max:
+					e := &w.ext[k]
+					v, ok = e.a.Query(c.ia, c.ja)
+					if p.b != nil {
+						vb2, okb := e.b.Query(c.ib, c.jb)
+						v, ok = pick(o.fn == aggregate.Max, v, ok, vb2, okb)
+					}
+				default:
+					v, ok = st.Value(o.fn)
 				}
-			default:
-				v, ok = st.Value(o.fn)
-			}
-			o.col.Values[r] = v
-			if o.col.Valid != nil {
-				o.col.Valid[r] = ok
+				o.col.Values[r] = v
+				if o.col.Valid != nil {
+					o.col.Valid[r] = ok
+				}
 			}
 		}
 	}
