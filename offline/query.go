@@ -257,7 +257,7 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 	}
 	for _, gap := range gaps {
 		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
-		appendSet(set, tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
+		set.AppendAll(tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
 	}
 	p.a = tileSeries(set, dict)
 	si := newSpineIndex(sp.Times, ids, dict.Len())
@@ -351,18 +351,6 @@ func Gaps(want tilestore.Range, have []tilestore.Range) []tilestore.Range {
 		gaps = append(gaps, tilestore.Range{From: cur, To: want.To})
 	}
 	return gaps
-}
-
-func appendSet(dst, src *tile.Set) {
-	dst.Keys.Int = append(dst.Keys.Int, src.Keys.Int...)
-	dst.Keys.Str = append(dst.Keys.Str, src.Keys.Str...)
-	dst.Start = append(dst.Start, src.Start...)
-	dst.Count = append(dst.Count, src.Count...)
-	dst.N = append(dst.N, src.N...)
-	dst.Sum = append(dst.Sum, src.Sum...)
-	dst.M2 = append(dst.M2, src.M2...)
-	dst.Min = append(dst.Min, src.Min...)
-	dst.Max = append(dst.Max, src.Max...)
 }
 
 // spineKeys holds the spine's keys as dictionaries of either kind, converting

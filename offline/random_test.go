@@ -132,7 +132,7 @@ func backfill(t testing.TB, cfg *feature.Config, ev *memEvents, cover []tilestor
 		}
 		set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: ev.str}}
 		for _, c := range cover {
-			appendSet(set, tile.Build(events, ts.Grid, ts.Needs, c.From, c.To))
+			set.AppendAll(tile.Build(events, ts.Grid, ts.Needs, c.From, c.To))
 		}
 		mt.sets[ts.ID] = set
 		mt.cover[ts.ID] = cover

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/tessera-fe/tessera/aggregate"
 )
@@ -25,19 +27,24 @@ func (e *Events) Len() int { return len(e.TS) }
 // (key, bucket start), with the partial-state columns of needs.
 //
 // Events are ordered by one composite integer, key rank * buckets + bucket,
-// with a radix sort (no comparisons), then folded run by run.
+// with a radix sort that carries the values along (no comparisons, no random
+// reads), then folded run by run. Large inputs are split into contiguous key
+// ranks of about equal event counts, built in parallel and concatenated.
 func Build(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
 	dict := NewDict(ev.Keys.String)
 	ids := dict.AddAll(&ev.Keys, make([]int32, 0, ev.Len()))
 	rank := dict.Ranks()
 	bmin, bmax := int64(math.MaxInt64), int64(math.MinInt64)
+	perRank := make([]int, dict.Len())
 	kept := 0
 	for i, ts := range ev.TS {
 		if ts < from || ts >= to {
 			ids[i] = -1
 			continue
 		}
-		ids[i] = rank[ids[i]]
+		r := rank[ids[i]]
+		ids[i] = r
+		perRank[r]++
 		b := floorDiv(ts-g.Origin, g.Width)
 		bmin, bmax = min(bmin, b), max(bmax, b)
 		kept++
@@ -54,21 +61,70 @@ func Build(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
 	if hi, _ := bits.Mul64(nb, uint64(dict.Len())); hi != 0 || bmax-bmin < 0 {
 		return buildSorted(ev, g, needs, dict, ids, byRank, out)
 	}
-	keys := make([]uint64, 0, kept)
-	idx := make([]int32, 0, kept)
-	for i, r := range ids {
-		if r >= 0 {
-			keys = append(keys, uint64(r)*nb+uint64(floorDiv(ev.TS[i]-g.Origin, g.Width)-bmin))
-			idx = append(idx, int32(i))
+
+	// Split ranks into parts of about equal event counts.
+	parts := max(1, min(runtime.GOMAXPROCS(0), kept/(1<<18)))
+	partOf := make([]uint8, dict.Len())
+	size := make([]int, parts)
+	acc, p := 0, 0
+	for r, c := range perRank {
+		if p < parts-1 && acc >= kept*(p+1)/parts {
+			p++
 		}
+		partOf[r] = uint8(p)
+		size[p] += c
+		acc += c
 	}
-	SortByKey(keys, idx, nil, nil)
+	keys := make([][]uint64, parts)
+	vals := make([][]float64, parts)
+	for q := range parts {
+		keys[q] = make([]uint64, 0, size[q])
+		vals[q] = make([]float64, 0, size[q])
+	}
+	withValues := needs.HasValues()
+	nan := math.NaN()
+	for i, r := range ids {
+		if r < 0 {
+			continue
+		}
+		q := partOf[r]
+		keys[q] = append(keys[q], uint64(r)*nb+uint64(floorDiv(ev.TS[i]-g.Origin, g.Width)-bmin))
+		v := 0.0
+		if withValues {
+			v = ev.Values[i]
+			if ev.Valid != nil && !ev.Valid[i] {
+				v = nan // null: values are never NaN (sources reject them)
+			}
+		}
+		vals[q] = append(vals[q], v)
+	}
+	sets := make([]*Set, parts)
+	var wg sync.WaitGroup
+	for q := range parts {
+		wg.Go(func() {
+			SortByKey(keys[q], vals[q], nil, nil)
+			sets[q] = fold(keys[q], vals[q], nb, bmin, g, needs, dict, byRank)
+		})
+	}
+	wg.Wait()
+	if parts == 1 {
+		return sets[0]
+	}
+	for _, s := range sets {
+		out.AppendAll(s)
+	}
+	return out
+}
+
+// fold turns events sorted by composite key into tiles.
+func fold(keys []uint64, vals []float64, nb uint64, bmin int64, g Grid, needs aggregate.Needs, dict *Dict, byRank []int32) *Set {
+	out := &Set{Needs: needs, Keys: Keys{String: dict.String}}
 	withValues := needs.HasValues()
 	var st aggregate.State
 	for i, k := range keys {
-		row := idx[i]
 		if withValues {
-			st.Add(ev.Values[row], ev.Valid == nil || ev.Valid[row])
+			v := vals[i]
+			st.Add(v, v == v)
 		} else {
 			st.Count++
 		}
@@ -77,7 +133,7 @@ func Build(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
 		}
 		r := int32(k / nb)
 		start := g.Origin + (int64(k%nb)+bmin)*g.Width
-		if ev.Keys.String {
+		if dict.String {
 			out.Append(0, dict.StrKey(byRank[r]), start, st)
 		} else {
 			out.Append(dict.IntKey(byRank[r]), "", start, st)

@@ -18,9 +18,14 @@ func TestBuildPathsAgree(t *testing.T) {
 	for _, tc := range []struct {
 		grid Grid
 		span int64
-	}{{Grid{Width: 3600e6}, 10 * 86400e6}, {Grid{Width: 1}, math.MaxInt64 / 2}} {
+		n    int
+	}{
+		{Grid{Width: 3600e6}, 10 * 86400e6, 5000},
+		{Grid{Width: 1}, math.MaxInt64 / 2, 5000},
+		{Grid{Width: 3600e6, Origin: 17}, 30 * 86400e6, 700_000}, // large enough to split over cores
+	} {
 		ev := &Events{}
-		for range 5000 {
+		for range tc.n {
 			ev.Keys.Int = append(ev.Keys.Int, rng.Int64N(40))
 			ev.TS = append(ev.TS, rng.Int64N(tc.span)-tc.span/2)
 			ev.Values = append(ev.Values, float64(rng.IntN(100)))

@@ -8,8 +8,10 @@ const radixDigit = 11
 // SortByKey sorts idx by keys (keys[i] belongs to idx[i]), stably, with an
 // LSD radix sort: O(n * passes), where passes covers the bits of the largest
 // key only. keys and idx are reordered in place; tmpK and tmpI are scratch of
-// at least len(keys) (nil: allocated).
-func SortByKey(keys []uint64, idx []int32, tmpK []uint64, tmpI []int32) {
+// at least len(keys) (nil: allocated). The payload may be any type: carrying
+// the values themselves rather than row numbers lets the caller read them in
+// order afterwards instead of gathering at random.
+func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 	n := len(keys)
 	if n < 2 {
 		return
@@ -26,7 +28,7 @@ func SortByKey(keys []uint64, idx []int32, tmpK []uint64, tmpI []int32) {
 		tmpK = make([]uint64, n)
 	}
 	if cap(tmpI) < n {
-		tmpI = make([]int32, n)
+		tmpI = make([]T, n)
 	}
 	tmpK, tmpI = tmpK[:n], tmpI[:n]
 	srcK, srcI, dstK, dstI := keys, idx, tmpK, tmpI

@@ -87,3 +87,16 @@ func (s *Set) Append(intKey int64, strKey string, start int64, st aggregate.Stat
 
 // NeedSumOrM2 selects the needs that keep a Sum column.
 const NeedSumOrM2 = aggregate.NeedSum | aggregate.NeedM2
+
+// AppendAll adds every tile of o at the end; o must keep the same columns.
+func (s *Set) AppendAll(o *Set) {
+	s.Keys.Int = append(s.Keys.Int, o.Keys.Int...)
+	s.Keys.Str = append(s.Keys.Str, o.Keys.Str...)
+	s.Start = append(s.Start, o.Start...)
+	s.Count = append(s.Count, o.Count...)
+	s.N = append(s.N, o.N...)
+	s.Sum = append(s.Sum, o.Sum...)
+	s.M2 = append(s.M2, o.M2...)
+	s.Min = append(s.Min, o.Min...)
+	s.Max = append(s.Max, o.Max...)
+}
