@@ -3,7 +3,9 @@ package offline
 import (
 	"cmp"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/tile"
@@ -26,25 +28,88 @@ type series struct {
 }
 
 // eventSeries keeps the events whose key is in dict, grouped and sorted.
+//
+// Keys are split into contiguous id ranges of about equal event counts, one
+// per core. Each part radix-sorts its events by time carrying (key id,
+// value) along, then scatters them into its own region of the output, so
+// no step reads an event at random.
 func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *series {
 	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
-	order, off := groupByThenPos(ids, ev.TS, dict.Len())
-	s := &series{needs: needs, off: off, pos: make([]int64, len(order))}
-	for i, r := range order {
-		s.pos[i] = ev.TS[r]
-	}
-	if needs.HasValues() {
-		s.vals = make([]float64, len(order))
-		for i, r := range order {
-			s.vals[i] = ev.Values[r]
+	n := dict.Len()
+	off := make([]int32, n+1)
+	lo := int64(math.MaxInt64)
+	for i, id := range ids {
+		if id >= 0 {
+			off[id+1]++
+			lo = min(lo, ev.TS[i])
 		}
+	}
+	for g := range n {
+		off[g+1] += off[g]
+	}
+	total := int(off[n])
+	withValues := needs.HasValues()
+	s := &series{needs: needs, off: off, pos: make([]int64, total)}
+	if withValues {
+		s.vals = make([]float64, total)
 		if ev.Valid != nil {
-			s.valid = make([]bool, len(order))
-			for i, r := range order {
-				s.valid[i] = ev.Valid[r]
-			}
+			s.valid = make([]bool, total)
 		}
 	}
+	parts := max(1, min(runtime.GOMAXPROCS(0), total/(1<<18)))
+	cut := make([]int32, parts+1) // part q holds ids [cut[q], cut[q+1])
+	for q, g := 1, 0; q < parts; q++ {
+		for g < n && int(off[g]) < total*q/parts {
+			g++
+		}
+		cut[q] = int32(g)
+	}
+	cut[parts] = int32(n)
+	type payload struct {
+		id int32
+		v  float64 // NaN for a null value
+	}
+	nan := math.NaN()
+	var wg sync.WaitGroup
+	for q := range parts {
+		wg.Go(func() {
+			a, b := cut[q], cut[q+1]
+			size := off[b] - off[a]
+			keys := make([]uint64, 0, size)
+			pay := make([]payload, 0, size)
+			for i, id := range ids {
+				if id < a || id >= b {
+					continue
+				}
+				keys = append(keys, uint64(ev.TS[i]-lo))
+				v := 0.0
+				if withValues {
+					v = ev.Values[i]
+					if ev.Valid != nil && !ev.Valid[i] {
+						v = nan
+					}
+				}
+				pay = append(pay, payload{id, v})
+			}
+			tile.SortByKey(keys, pay, nil, nil)
+			next := slices.Clone(off[a:b])
+			for i, p := range pay {
+				at := next[p.id-a]
+				next[p.id-a]++
+				s.pos[at] = int64(keys[i]) + lo
+				if withValues {
+					s.vals[at] = p.v
+					if s.valid != nil {
+						s.valid[at] = p.v == p.v
+						if p.v != p.v {
+							s.vals[at] = 0
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 	return s
 }
 
