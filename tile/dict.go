@@ -11,7 +11,7 @@ import (
 // that the sweeps downstream work on small integers whatever the key type.
 type Dict struct {
 	String bool
-	ints   map[int64]int32
+	ints   *intTable
 	strs   map[string]int32
 	intOf  []int64 // id -> key
 	strOf  []string
@@ -23,7 +23,7 @@ func NewDict(str bool) *Dict {
 	if str {
 		d.strs = make(map[string]int32)
 	} else {
-		d.ints = make(map[int64]int32)
+		d.ints = newIntTable(0)
 	}
 	return d
 }
@@ -51,10 +51,8 @@ func (d *Dict) AddAll(k *Keys, ids []int32) []int32 {
 		return ids
 	}
 	for _, x := range k.Int {
-		id, ok := d.ints[x]
-		if !ok {
-			id = int32(len(d.intOf))
-			d.ints[x] = id
+		id, added := d.ints.put(x, int32(len(d.intOf)))
+		if added {
 			d.intOf = append(d.intOf, x)
 		}
 		ids = append(ids, id)
@@ -88,11 +86,7 @@ func (d *Dict) LookupAll(k *Keys, ids []int32) []int32 {
 			return
 		}
 		for i, x := range k.Int[lo:hi] {
-			id, ok := d.ints[x]
-			if !ok {
-				id = -1
-			}
-			out[lo+i] = id
+			out[lo+i] = d.ints.get(x)
 		}
 	})
 	return ids
