@@ -218,16 +218,20 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 	dict, ids := keys.as(strKeys)
 
 	// The bucket range the rows read, and the off-boundary rows.
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	// Bounds grow with t, so the earliest and latest rows bound them all.
+	tmin, tmax := int64(math.MaxInt64), int64(math.MinInt64)
 	off := 0
 	for _, t := range sp.Times {
 		if !ts.Grid.OnBoundary(t) {
 			off++
 		}
-		for _, o := range g.outs {
-			l, h, _, _ := p.bounds(o, t)
-			lo, hi = min(lo, l), max(hi, h)
-		}
+		tmin, tmax = min(tmin, t), max(tmax, t)
+	}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, o := range g.outs {
+		l, _, _, _ := p.bounds(o, tmin, ts.Grid.Floor(tmin))
+		_, h, _, _ := p.bounds(o, tmax, ts.Grid.Floor(tmax))
+		lo, hi = min(lo, l), max(hi, h)
 	}
 	if len(sp.Times) == 0 {
 		lo, hi = 0, 0

@@ -53,6 +53,28 @@ type plan struct {
 	a, b  *series
 	outs  []*output
 	spans []span
+	vals  [][]float64 // per output, in spine index order
+	oks   [][]bool
+}
+
+// scatter moves each output's values from spine index order to input order.
+func (p *plan) scatter(sp *spineIndex) {
+	var wg sync.WaitGroup
+	for k, o := range p.outs {
+		wg.Go(func() {
+			vals, oks := p.vals[k], p.oks[k]
+			for i, r := range sp.order {
+				o.col.Values[r] = vals[i]
+			}
+			if oks != nil {
+				for i, r := range sp.order {
+					o.col.Valid[r] = oks[i]
+				}
+			}
+		})
+	}
+	wg.Wait()
+	p.vals, p.oks = nil, nil
 }
 
 // group the outputs into spans.
@@ -75,19 +97,31 @@ func (p *plan) groupSpans() {
 
 // bounds returns the half-open position ranges that output o reads for a row
 // at t: [loA, hiA) on series a and [loB, hiB) on series b (DESIGN.md's table).
-func (p *plan) bounds(o *output, t int64) (loA, hiA, loB, hiB int64) {
+// fl is o.grid.Floor(t) in the modes that round (the caller computes it once
+// per row); windows are whole numbers of buckets, so floor(t-W) = fl-W.
+func (p *plan) bounds(o *output, t, fl int64) (loA, hiA, loB, hiB int64) {
+	if !p.opt.Materialized && !p.opt.Align {
+		if o.window.All() {
+			return math.MinInt64, t, 0, 0
+		}
+		return t - o.window.Micros, t, 0, 0
+	}
 	lo := int64(math.MinInt64)
 	if !o.window.All() {
-		lo = t - o.window.Micros
+		if o.window.Micros%o.grid.Width == 0 {
+			lo = fl - o.window.Micros
+		} else {
+			lo = o.grid.Floor(t - o.window.Micros)
+		}
 	}
 	switch {
 	case p.opt.Materialized && p.opt.Align:
-		head := o.grid.Floor(t)
-		return floorOrMin(o.grid, lo), head, head, t
+		return lo, fl, fl, t
 	case p.opt.Materialized:
-		return floorOrMin(o.grid, lo), o.grid.Ceil(t), 0, 0
-	case p.opt.Align:
-		return floorOrMin(o.grid, lo), t, 0, 0
+		if fl == t {
+			return lo, t, 0, 0
+		}
+		return lo, fl + o.grid.Width, 0, 0
 	}
 	return lo, t, 0, 0
 }
@@ -104,6 +138,17 @@ func floorOrMin(g tile.Grid, lo int64) int64 {
 // (dynamic scheduling, since heavy-hitter keys make chunks uneven).
 func (p *plan) run(sp *spineIndex) {
 	p.groupSpans()
+	// Workers write each key's values in the spine index's order (sequential
+	// writes); one pass per column then scatters them to input order.
+	p.vals = make([][]float64, len(p.outs))
+	p.oks = make([][]bool, len(p.outs))
+	for k, o := range p.outs {
+		p.vals[k] = make([]float64, len(sp.order))
+		if o.col.Valid != nil {
+			p.oks[k] = make([]bool, len(sp.order))
+		}
+	}
+	defer p.scatter(sp)
 	nkeys := len(sp.off) - 1
 	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0), (nkeys+chunk-1)/chunk)
@@ -158,12 +203,18 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 			e.b.Reset(vb.maxs, vb.valid, true)
 		}
 	}
-	for _, r := range rows {
+	base := int(sp.off[g])
+	for j, r := range rows {
 		t := sp.times[r]
+		var lastGrid tile.Grid
+		var fl int64
 		for si := range p.spans {
 			sn := &p.spans[si]
 			c := &w.cur[si]
-			loA, hiA, loB, hiB := p.bounds(sn.first, t)
+			if gr := sn.first.grid; gr.Width > 0 && gr != lastGrid {
+				lastGrid, fl = gr, gr.Floor(t)
+			}
+			loA, hiA, loB, hiB := p.bounds(sn.first, t, fl)
 			c.ia = advance(va.pos, c.ia, loA)
 			c.ja = advance(va.pos, max(c.ja, c.ia), hiA)
 			st := va.prefix.Range(c.ia, c.ja)
@@ -187,9 +238,9 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 				default:
 					v, ok = st.Value(o.fn)
 				}
-				o.col.Values[r] = v
-				if o.col.Valid != nil {
-					o.col.Valid[r] = ok
+				p.vals[k][base+j] = v
+				if oks := p.oks[k]; oks != nil {
+					oks[base+j] = ok
 				}
 			}
 		}
