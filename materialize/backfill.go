@@ -54,8 +54,9 @@ type Summary struct {
 }
 
 // Backfill reads each source the selected tile sets use once, builds their
-// tiles over the backfill range and commits each tile set. Re-running it over
-// the same events and range commits the same tiles.
+// tiles over the backfill range and, once every source has been read without
+// error, commits each tile set. Re-running it over the same events and range
+// commits the same tiles.
 func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Options) (*Summary, error) {
 	sets, err := selectSets(cfg, opt.Features)
 	if err != nil {
@@ -82,6 +83,22 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 			opt.Progress(s, done, total)
 		}
 	}
+	// Check every range first and commit only once every source has been
+	// read: a bad range or a bad source file leaves the store as it was.
+	covers := make(map[*feature.TileSet]tilestore.Range, len(sets))
+	for _, ts := range sets {
+		cover, err := coverOf(ts, opt, now)
+		if err != nil {
+			return nil, err
+		}
+		covers[ts] = cover
+	}
+	type built struct {
+		ts         *feature.TileSet
+		stringKeys bool
+		tiles      *tile.Set
+	}
+	var todo []built
 	sum := &Summary{}
 	for _, name := range sources {
 		src := cfg.Sources[name]
@@ -90,29 +107,29 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 			return nil, fmt.Errorf("backfill: read source %s: %w", name, err)
 		}
 		sum.Events += int64(t.Rows)
-		step("read " + name)
 		for _, ts := range bySource[name] {
-			cover, err := coverOf(ts, opt, now)
-			if err != nil {
-				return nil, err
-			}
 			spec := offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
 			if ts.Filter != nil {
 				spec.Filter = *ts.Filter
 			}
 			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
-			set := tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)
-			m, err := store.Commit(ctx, tilestore.Commit{
-				TileSet: ts.ID, Needs: ts.Needs, StringKeys: ev.Keys.String, Grid: ts.Grid,
-				Features: ts.Features, Cover: cover, Tiles: set,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("backfill: commit tile set %s: %w", ts.ID, err)
-			}
-			sum.Tiles += int64(set.Len())
-			sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: set.Len(), Version: m.Version})
-			step("commit " + ts.ID)
+			cover := covers[ts]
+			todo = append(todo, built{ts, ev.Keys.String, tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
 		}
+		step("read " + name)
+	}
+	for _, b := range todo {
+		ts, cover := b.ts, covers[b.ts]
+		m, err := store.Commit(ctx, tilestore.Commit{
+			TileSet: ts.ID, Needs: ts.Needs, StringKeys: b.stringKeys, Grid: ts.Grid,
+			Features: ts.Features, Cover: cover, Tiles: b.tiles,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("backfill: commit tile set %s: %w", ts.ID, err)
+		}
+		sum.Tiles += int64(b.tiles.Len())
+		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: b.tiles.Len(), Version: m.Version})
+		step("commit " + ts.ID)
 	}
 	return sum, nil
 }
@@ -136,7 +153,9 @@ func selectSets(cfg *feature.Config, names []string) ([]*feature.TileSet, error)
 		if ts == nil {
 			return nil, fmt.Errorf("feature %s is not materialized: add `materialization: {bucket_duration: 1h}` to it in %s", n, cfg.File)
 		}
-		if !slices.Contains(out, ts) {
+		// Features sharing a tile set share it once (TileSetOf may return a
+		// new value for each feature: compare IDs).
+		if !slices.ContainsFunc(out, func(o *feature.TileSet) bool { return o.ID == ts.ID }) {
 			out = append(out, ts)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -101,7 +100,7 @@ func csvSchema(name string) ([]ColumnInfo, error) {
 				}
 			}
 			if can[j]&canFloat != 0 {
-				if f, err := strconv.ParseFloat(s, 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				if _, err := strconv.ParseFloat(s, 64); err != nil { // NaN and Inf parse: the column is numeric, and Read reports their line
 					can[j] &^= canFloat
 				}
 			}
