@@ -331,30 +331,7 @@ func (e *Engine) eventKeyKind(ctx context.Context, spec EventSpec) (bool, error)
 // Gaps returns the parts of want that the sorted, disjoint ranges of have do
 // not cover.
 func Gaps(want tilestore.Range, have []tilestore.Range) []tilestore.Range {
-	if want.From >= want.To {
-		return nil
-	}
-	var gaps []tilestore.Range
-	cur := want.From
-	for _, h := range have {
-		if h.To <= cur {
-			continue
-		}
-		if h.From >= want.To {
-			break
-		}
-		if h.From > cur {
-			gaps = append(gaps, tilestore.Range{From: cur, To: h.From})
-		}
-		cur = max(cur, h.To)
-		if cur >= want.To {
-			return gaps
-		}
-	}
-	if cur < want.To {
-		gaps = append(gaps, tilestore.Range{From: cur, To: want.To})
-	}
-	return gaps
+	return (&tilestore.Manifest{Coverage: have}).Gaps(want)
 }
 
 // spineKeys holds the spine's keys as dictionaries of either kind, converting
