@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func testAcceptance(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("Verify", func(t *testing.T) { testVerify(t, open(t)) })
 	t.Run("GC", func(t *testing.T) { testGC(t, open(t)) })
 	t.Run("PrunedVersionReclaimed", func(t *testing.T) { testPrunedSlot(t, open(t)) })
+	t.Run("Faults", func(t *testing.T) { testFaults(t, open(t)) })
 }
 
 // row is one tile in comparable form.
@@ -231,7 +233,7 @@ func testRoundTrip(t *testing.T, s *Store) {
 				t.Fatal(err)
 			}
 			if got.Needs != needs || got.StringKeys != stringKeys || got.Grid != hourGrid || !got.Created.Equal(m.Created) ||
-				!slices.Equal(got.Objects, m.Objects) || !slices.Equal(got.Features, []string{"user.f[7d]"}) {
+				!reflect.DeepEqual(got.Objects, m.Objects) || !slices.Equal(got.Features, []string{"user.f[7d]"}) {
 				t.Fatalf("%s: read manifest %+v, committed %+v", id, got, m)
 			}
 			all, err := s.Load(ctx, got, everything, nil)
@@ -321,7 +323,7 @@ func testIdempotent(t *testing.T, s *Store) {
 	c := Commit{TileSet: id, Needs: needs, StringKeys: true, Grid: hourGrid, Cover: Range{0, 24 * hour}, Tiles: setOf(needs, true, a)}
 	m1 := mustCommit(t, s, c)
 	m2 := mustCommit(t, s, c)
-	if m2.Version != m1.Version || !slices.Equal(m2.Objects, m1.Objects) {
+	if m2.Version != m1.Version || !reflect.DeepEqual(m2.Objects, m1.Objects) {
 		t.Fatalf("re-commit published version %d (objects %v); want version %d unchanged", m2.Version, m2.Objects, m1.Version)
 	}
 	equalRows(t, "after re-commit", mustLoad(t, s, id, everything, nil), a)
@@ -488,7 +490,7 @@ func testFailedCommit(t *testing.T, s *Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Version != m1.Version || !slices.Equal(m.Objects, m1.Objects) || !slices.Equal(m.Coverage, m1.Coverage) {
+		if m.Version != m1.Version || !reflect.DeepEqual(m.Objects, m1.Objects) || !slices.Equal(m.Coverage, m1.Coverage) {
 			t.Fatalf("%s: manifest changed by a failed commit: %+v", how, m)
 		}
 		equalRows(t, how, mustLoad(t, s, id, everything, nil), a)

@@ -112,7 +112,7 @@ func (s *Store) Commit(ctx context.Context, c Commit) (*Manifest, error) {
 			return nil, err
 		}
 		key := manifestKey(c.TileSet, next.Version)
-		err = s.put.create(ctx, key, body)
+		err = s.createObject(ctx, key, body)
 		if err == nil {
 			// From here on, never delete this commit's objects: a published
 			// manifest may list them.
@@ -397,7 +397,7 @@ func (cm *committer) writeObject(ctx context.Context, ts *tile.Set, lo, hi int) 
 	if err != nil {
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: %w", cm.c.TileSet, err)
 	}
-	if err := cm.s.put.put(ctx, dataKey(cm.c.TileSet, name), data); err != nil {
+	if err := cm.s.putObject(ctx, dataKey(cm.c.TileSet, name), data); err != nil {
 		// A failed write may leave a partial object: remove it too.
 		cm.discarded = append(cm.discarded, o)
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: write tile object %s: %w", cm.c.TileSet, name, err)

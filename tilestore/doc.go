@@ -28,5 +28,15 @@
 // Objects are Parquet files sorted by (key, bucket_start) with the columns key
 // (INT64 or STRING), bucket_start (TIMESTAMP(MICROS, UTC)), count (INT64) and,
 // following the tile set's Needs, n (INT64), sum, m2, min and max (DOUBLE), in
-// row groups of at most RowGroupRows rows.
+// row groups of RowGroupRows rows (larger ones in very large objects).
+//
+// # Reading part of an object
+//
+// The manifest records, for each object, the SHA-256 of the whole object and,
+// for each row group, its byte range, key range, bucket range and SHA-256,
+// plus the footer's offset and SHA-256. Load prunes row groups on those
+// statistics and fetches only the footer and the row groups it needs with
+// ranged reads, verifying each against its checksum before decoding; Verify
+// reads objects whole. docs/tile-format.md specifies the format for other
+// readers.
 package tilestore

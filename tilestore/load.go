@@ -27,11 +27,14 @@ var ErrMissingObject = errors.New("tile object is missing")
 var ErrChecksum = errors.New("tile object does not match its checksum")
 
 // Load reads the tiles of manifest m whose bucket start lies in r (r.From and
-// r.To may be math.MinInt64 and math.MaxInt64), reading only objects that
-// overlap r and, with a key filter, may hold a selected key. Each object's size
-// and SHA-256 are verified before it is decoded: a mismatch is an error naming
-// the object. keep, when non-nil, selects keys; it is consulted once per
-// distinct key of each object. The result is sorted by (key, Start).
+// r.To may be math.MinInt64 and math.MaxInt64), reading only objects, and
+// within them only row groups, that overlap r and, with a key filter, may hold
+// a selected key. Whatever is read is verified before it is decoded: a whole
+// object against its size and SHA-256, a row group (ranged read) and the
+// footer against their own SHA-256; a mismatch is an error naming the object.
+// keep, when non-nil, selects keys; it is consulted once per distinct key of
+// each object. The result is sorted by (key, Start). Load stops with ctx's
+// error when ctx is done.
 func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter) (*tile.Set, error) {
 	if m == nil {
 		return nil, fmt.Errorf("load tiles: no manifest (the tile set has never been committed)")
@@ -43,18 +46,37 @@ func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter)
 	prune := newKeyPruner(keep, m.StringKeys)
 	parts := 0
 	for _, o := range m.Objects {
-		if o.Rows == 0 || !o.Range().Overlaps(r) || !prune.mayHold(o) {
+		if o.Rows == 0 || !o.Range().Overlaps(r) || !prune.mayHold(o.MinKey, o.MaxKey) {
 			continue
 		}
-		data, err := s.readObject(ctx, m, o)
-		if err != nil {
-			return nil, err
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("load tiles of tile set %s: %w", m.TileSet, err)
 		}
-		s.bytesRead.Add(int64(len(data)))
-		s.objectsRead.Add(1)
+		groups, whole := selectRowGroups(o, r, prune)
+		if groups == nil && !whole {
+			continue
+		}
 		before := out.Len()
-		if err := decodeObject(m, o, data, r, keep, out); err != nil {
-			return nil, err
+		if whole {
+			data, err := s.readObject(ctx, m, o)
+			if err != nil {
+				return nil, err
+			}
+			s.bytesRead.Add(int64(len(data)))
+			s.objectsRead.Add(1)
+			if err := decodeObject(m, o, data, r, keep, out); err != nil {
+				return nil, err
+			}
+		} else {
+			ra, err := s.readRowGroups(ctx, m, o, groups)
+			if err != nil {
+				return nil, err
+			}
+			s.bytesRead.Add(ra.bytes())
+			s.objectsRead.Add(1)
+			if err := decodeFile(m, o, ra, groups, r, keep, out); err != nil {
+				return nil, err
+			}
 		}
 		if out.Len() > before {
 			parts++
@@ -99,6 +121,9 @@ func newSet(needs aggregate.Needs, stringKeys bool) *tile.Set {
 // readObject reads object o of manifest m and checks its size and SHA-256.
 func (s *Store) readObject(ctx context.Context, m *Manifest, o Object) ([]byte, error) {
 	key := dataKey(m.TileSet, o.Name)
+	if err := s.inject(ctx, opGet, key); err != nil {
+		return nil, fmt.Errorf("read tile object %s of tile set %s: %w", o.Name, m.TileSet, err)
+	}
 	rd, err := s.bucket.NewReader(ctx, key, nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
@@ -167,17 +192,18 @@ func newKeyPruner(keep *KeyFilter, stringKeys bool) keyPruner {
 	return p
 }
 
-// mayHold reports whether object o may hold a selected key.
-func (p keyPruner) mayHold(o Object) bool {
+// mayHold reports whether keys in [minKey, maxKey] (as recorded in a
+// manifest) may include a selected key.
+func (p keyPruner) mayHold(minKey, maxKey string) bool {
 	if !p.on {
 		return true
 	}
 	if p.str {
-		i, _ := slices.BinarySearch(p.strs, o.MinKey)
-		return i < len(p.strs) && p.strs[i] <= o.MaxKey
+		i, _ := slices.BinarySearch(p.strs, minKey)
+		return i < len(p.strs) && p.strs[i] <= maxKey
 	}
-	lo, err1 := strconv.ParseInt(o.MinKey, 10, 64)
-	hi, err2 := strconv.ParseInt(o.MaxKey, 10, 64)
+	lo, err1 := strconv.ParseInt(minKey, 10, 64)
+	hi, err2 := strconv.ParseInt(maxKey, 10, 64)
 	if err1 != nil || err2 != nil {
 		return true // no usable range: read it
 	}
@@ -243,4 +269,128 @@ func firstDuplicate(s *tile.Set) int {
 		}
 	}
 	return -1
+}
+
+// wholeReadFraction: when the selected row groups hold more than this share
+// of an object's bytes, Load reads the object whole, in one request.
+const wholeReadFraction = 0.5
+
+// selectRowGroups returns which row groups of o may hold tiles in r of keys
+// that prune selects, or whole when the object is best read whole (it has no
+// row group records, or most of it is needed). nil and false: nothing needed.
+func selectRowGroups(o Object, r Range, prune keyPruner) (groups []bool, whole bool) {
+	if len(o.RowGroups) == 0 {
+		return nil, true
+	}
+	groups = make([]bool, len(o.RowGroups))
+	var need int64
+	found := false
+	for i, g := range o.RowGroups {
+		if g.Rows > 0 && g.Range().Overlaps(r) && prune.mayHold(g.MinKey, g.MaxKey) {
+			groups[i] = true
+			need += g.Length
+			found = true
+		}
+	}
+	switch {
+	case !found:
+		return nil, false
+	case float64(need+o.Bytes-o.Footer) > wholeReadFraction*float64(o.Bytes):
+		return nil, true
+	}
+	return groups, false
+}
+
+// sparseFile serves the byte ranges of an object that a ranged load fetched;
+// reading anything else is an error.
+type sparseFile struct {
+	name  string
+	parts []sparsePart // sorted by offset
+}
+
+type sparsePart struct {
+	off  int64
+	data []byte
+}
+
+// parquetMagic opens and closes every Parquet file.
+var parquetMagic = []byte("PAR1")
+
+func (f *sparseFile) ReadAt(p []byte, off int64) (int, error) {
+	i, _ := slices.BinarySearchFunc(f.parts, off, func(sp sparsePart, off int64) int { return cmpInt(sp.off, off) })
+	if i == len(f.parts) || f.parts[i].off > off {
+		i--
+	}
+	if i >= 0 {
+		sp := f.parts[i]
+		if end := sp.off + int64(len(sp.data)); off >= sp.off && off+int64(len(p)) <= end {
+			return copy(p, sp.data[off-sp.off:]), nil
+		}
+	}
+	return 0, fmt.Errorf("bytes [%d, %d) of %s were not fetched: the footer does not match the manifest's row groups", off, off+int64(len(p)), f.name)
+}
+
+// bytes returns the bytes fetched from the store (not the constant magic).
+func (f *sparseFile) bytes() int64 {
+	var n int64
+	for _, sp := range f.parts[1:] {
+		n += int64(len(sp.data))
+	}
+	return n
+}
+
+// readRowGroups fetches the footer and the selected row groups of o with
+// ranged reads, adjacent row groups in one request, and verifies each
+// against its SHA-256 in the manifest.
+func (s *Store) readRowGroups(ctx context.Context, m *Manifest, o Object, groups []bool) (*sparseFile, error) {
+	key := dataKey(m.TileSet, o.Name)
+	fail := func(what string, err error) error {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return fmt.Errorf("read tile object %s of tile set %s (manifest version %d): %w; the store lost it: re-run the backfill of [%d, %d)",
+				o.Name, m.TileSet, m.Version, ErrMissingObject, o.From, o.To)
+		}
+		if errors.Is(err, errShort) {
+			return fmt.Errorf("read tile object %s of tile set %s: %s: %w: %w; the object was truncated: re-run the backfill of [%d, %d)",
+				o.Name, m.TileSet, what, ErrChecksum, err, o.From, o.To)
+		}
+		return fmt.Errorf("read tile object %s of tile set %s: %s: %w", o.Name, m.TileSet, what, err)
+	}
+	mismatch := func(what, got, want string) error {
+		return fmt.Errorf("read tile object %s of tile set %s: %w: SHA-256 of %s is %s, the manifest says %s; the object is corrupt: re-run the backfill of [%d, %d)",
+			o.Name, m.TileSet, ErrChecksum, what, got, want, o.From, o.To)
+	}
+	f := &sparseFile{name: o.Name, parts: []sparsePart{{0, parquetMagic}}}
+	for i := 0; i < len(groups); {
+		if !groups[i] {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(groups) && groups[j] && o.RowGroups[j].Offset == o.RowGroups[j-1].Offset+o.RowGroups[j-1].Length {
+			j++
+		}
+		first, last := o.RowGroups[i], o.RowGroups[j-1]
+		data, err := s.readRange(ctx, key, first.Offset, last.Offset+last.Length-first.Offset)
+		if err != nil {
+			return nil, fail(fmt.Sprintf("row groups %d-%d", i, j-1), err)
+		}
+		for k := i; k < j; k++ {
+			g := o.RowGroups[k]
+			part := data[g.Offset-first.Offset : g.Offset-first.Offset+g.Length]
+			if got := sha256Hex(part); got != g.SHA256 {
+				return nil, mismatch(fmt.Sprintf("row group %d (bytes [%d, %d))", k, g.Offset, g.Offset+g.Length), got, g.SHA256)
+			}
+			f.parts = append(f.parts, sparsePart{g.Offset, part})
+		}
+		i = j
+	}
+	footer, err := s.readRange(ctx, key, o.Footer, o.Bytes-o.Footer)
+	if err != nil {
+		return nil, fail("footer", err)
+	}
+	if got := sha256Hex(footer); got != o.FooterSHA256 {
+		return nil, mismatch(fmt.Sprintf("the footer (bytes [%d, %d))", o.Footer, o.Bytes), got, o.FooterSHA256)
+	}
+	f.parts = append(f.parts, sparsePart{o.Footer, footer})
+	return f, nil
 }

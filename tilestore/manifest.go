@@ -42,7 +42,33 @@ type Object struct {
 	MinKey string // smallest key (int keys as decimal text)
 	MaxKey string // largest key (int keys as decimal text)
 	Schema int    // tile object format version
+	// Footer is the offset of the Parquet footer (the file metadata, its
+	// length and the closing magic run to the end of the object) and
+	// FooterSHA256 the hex SHA-256 of those bytes. Zero and empty for
+	// objects written without row group records.
+	Footer       int64
+	FooterSHA256 string
+	// RowGroups describe the object's Parquet row groups in file order, so
+	// that a reader fetches and verifies only the row groups it needs. Nil
+	// for objects written without them: those are read whole.
+	RowGroups []RowGroup
 }
+
+// RowGroup describes one Parquet row group of a tile object: the byte range
+// of its column chunks, its checksum and the statistics readers prune on.
+type RowGroup struct {
+	Offset int64  // first byte of the row group's column chunks
+	Length int64  // bytes from Offset to the end of its last column chunk
+	SHA256 string // hex SHA-256 of those bytes
+	Rows   int64  // tiles in the row group
+	From   int64  // smallest bucket start
+	To     int64  // largest bucket start plus the bucket width
+	MinKey string // smallest key (int keys as decimal text)
+	MaxKey string // largest key (int keys as decimal text)
+}
+
+// Range returns the bucket range [From, To) of the row group's tiles.
+func (g RowGroup) Range() Range { return Range{g.From, g.To} }
 
 // Range returns the bucket range [From, To) of the object's tiles.
 func (o Object) Range() Range { return Range{o.From, o.To} }
@@ -186,6 +212,39 @@ type objectFile struct {
 	MinKey string `json:"min_key"`
 	MaxKey string `json:"max_key"`
 	Schema int    `json:"schema_version"`
+	// Optional: without them the object is read whole.
+	Footer       int64          `json:"footer_offset,omitempty"`
+	FooterSHA256 string         `json:"footer_sha256,omitempty"`
+	RowGroups    []rowGroupFile `json:"row_groups,omitempty"`
+}
+
+type rowGroupFile struct {
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	SHA256 string `json:"sha256"`
+	Rows   int64  `json:"rows"`
+	From   int64  `json:"from_us"`
+	To     int64  `json:"to_us"`
+	MinKey string `json:"min_key"`
+	MaxKey string `json:"max_key"`
+}
+
+func toObjectFile(o Object) objectFile {
+	f := objectFile{Name: o.Name, Rows: o.Rows, Bytes: o.Bytes, SHA256: o.SHA256, From: o.From, To: o.To,
+		MinKey: o.MinKey, MaxKey: o.MaxKey, Schema: o.Schema, Footer: o.Footer, FooterSHA256: o.FooterSHA256}
+	for _, g := range o.RowGroups {
+		f.RowGroups = append(f.RowGroups, rowGroupFile(g))
+	}
+	return f
+}
+
+func (f objectFile) object() Object {
+	o := Object{Name: f.Name, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256, From: f.From, To: f.To,
+		MinKey: f.MinKey, MaxKey: f.MaxKey, Schema: f.Schema, Footer: f.Footer, FooterSHA256: f.FooterSHA256}
+	for _, g := range f.RowGroups {
+		o.RowGroups = append(o.RowGroups, RowGroup(g))
+	}
+	return o
 }
 
 func encodeManifest(m *Manifest, parent string) ([]byte, error) {
@@ -203,7 +262,7 @@ func encodeManifest(m *Manifest, parent string) ([]byte, error) {
 		Coverage:   make([]rangeFile, 0, len(m.Coverage)),
 	}
 	for _, o := range m.Objects {
-		f.Objects = append(f.Objects, objectFile(o))
+		f.Objects = append(f.Objects, toObjectFile(o))
 	}
 	for _, r := range m.Coverage {
 		f.Coverage = append(f.Coverage, rangeFile(r))
@@ -249,7 +308,10 @@ func decodeManifest(name string, b []byte) (*Manifest, string, error) {
 		if o.Schema > SchemaVersion {
 			return nil, "", fmt.Errorf("read manifest %s: object %s has schema_version %d, newer than this build understands (%d); upgrade tessera", name, o.Name, o.Schema, SchemaVersion)
 		}
-		m.Objects = append(m.Objects, Object(o))
+		if err := checkRowGroups(o); err != nil {
+			return nil, "", fmt.Errorf("read manifest %s: object %s: %w (the manifest is damaged; restore it)", name, o.Name, err)
+		}
+		m.Objects = append(m.Objects, o.object())
 	}
 	for _, r := range f.Coverage {
 		m.Coverage = append(m.Coverage, Range(r))
@@ -346,4 +408,29 @@ func satAdd(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
+}
+
+// checkRowGroups checks that an object's row group records are consistent:
+// byte ranges inside the object before the footer, in order, and rows that
+// add up.
+func checkRowGroups(o objectFile) error {
+	if len(o.RowGroups) == 0 {
+		return nil
+	}
+	if o.Footer < 4 || o.Footer >= o.Bytes || len(o.FooterSHA256) != 64 {
+		return fmt.Errorf("footer_offset %d outside the object's %d bytes, or no footer_sha256", o.Footer, o.Bytes)
+	}
+	var rows int64
+	at := int64(4) // after the leading magic
+	for i, g := range o.RowGroups {
+		if g.Offset < at || g.Length < 0 || g.Offset+g.Length > o.Footer || len(g.SHA256) != 64 || g.Rows < 0 {
+			return fmt.Errorf("row_groups[%d]: bytes [%d, %d) overlap another row group or the footer, or no sha256", i, g.Offset, g.Offset+g.Length)
+		}
+		at = g.Offset + g.Length
+		rows += g.Rows
+	}
+	if rows != o.Rows {
+		return fmt.Errorf("row groups hold %d rows, the object %d", rows, o.Rows)
+	}
+	return nil
 }

@@ -37,7 +37,82 @@ type Store struct {
 	// hookBeforePublish, when set (by tests), runs after a commit has written
 	// its data objects and before it creates the manifest version.
 	hookBeforePublish func(ctx context.Context) error
+
+	// fault, when set (by tests), runs before every object store operation
+	// with the operation and the key; an error it returns is the operation's
+	// error. It may block (a stall) until ctx is done.
+	fault func(ctx context.Context, op storeOp, key string) error
 }
+
+// storeOp names an object store operation, for fault injection.
+type storeOp string
+
+// Object store operations that faults can be injected into.
+const (
+	opPut  storeOp = "put"  // writing an object (data or manifest)
+	opGet  storeOp = "get"  // reading an object or a byte range of it
+	opList storeOp = "list" // listing keys under a prefix
+)
+
+// inject runs the fault hook, if any.
+func (s *Store) inject(ctx context.Context, op storeOp, key string) error {
+	if s.fault == nil {
+		return nil
+	}
+	return s.fault(ctx, op, key)
+}
+
+// putObject writes a whole object, replacing any of that name.
+func (s *Store) putObject(ctx context.Context, key string, data []byte) error {
+	if err := s.inject(ctx, opPut, key); err != nil {
+		return err
+	}
+	return s.put.put(ctx, key, data)
+}
+
+// createObject writes a whole object only if none of that name exists; it
+// returns an error wrapping errExists otherwise.
+func (s *Store) createObject(ctx context.Context, key string, data []byte) error {
+	if err := s.inject(ctx, opPut, key); err != nil {
+		return err
+	}
+	return s.put.create(ctx, key, data)
+}
+
+// readAll reads a whole object.
+func (s *Store) readAll(ctx context.Context, key string) ([]byte, error) {
+	if err := s.inject(ctx, opGet, key); err != nil {
+		return nil, err
+	}
+	return s.bucket.ReadAll(ctx, key)
+}
+
+// readRange reads length bytes of an object from offset; a short object is
+// an error.
+func (s *Store) readRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
+	if err := s.inject(ctx, opGet, key); err != nil {
+		return nil, err
+	}
+	rd, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, length)
+	_, err = io.ReadFull(rd, buf)
+	if cerr := rd.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("bytes [%d, %d): %w", offset, offset+length, errShort)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// errShort reports an object that ends before a byte range it should hold.
+var errShort = errors.New("the object is shorter than the manifest records")
 
 // errExists reports that an exclusive create found the object already there.
 var errExists = errors.New("object already exists")
@@ -209,6 +284,9 @@ func (s *Store) versions(ctx context.Context, id string) ([]int64, error) {
 func (s *Store) list(ctx context.Context, prefix, delimiter string) ([]*blob.ListObject, error) {
 	for attempt := 1; ; attempt++ {
 		var objs []*blob.ListObject
+		if err := s.inject(ctx, opList, prefix); err != nil {
+			return nil, err
+		}
 		it := s.bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: delimiter})
 		for {
 			obj, err := it.Next(ctx)
@@ -235,7 +313,7 @@ func (s *Store) readManifest(ctx context.Context, id string, version int64) (*Ma
 // was built on and of its own bytes.
 func (s *Store) readManifestFull(ctx context.Context, id string, version int64) (m *Manifest, parent, self string, err error) {
 	key := manifestKey(id, version)
-	b, err := s.bucket.ReadAll(ctx, key)
+	b, err := s.readAll(ctx, key)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("read manifest %s in %s: %w", key, s.location, err)
 	}

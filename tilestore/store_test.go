@@ -3,6 +3,8 @@ package tilestore
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"net/url"
 	"os"
@@ -143,11 +145,49 @@ func testRowGroups(t *testing.T, s *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.RowGroups()); n != 2 {
-		t.Fatalf("%d rows in %d row groups, want 2", len(rows), n)
+	if n, want := len(f.RowGroups()), (len(rows)+rowGroupRows(len(rows))-1)/rowGroupRows(len(rows)); n != want || len(m.Objects[0].RowGroups) != want {
+		t.Fatalf("%d rows in %d row groups (manifest: %d), want %d", len(rows), n, len(m.Objects[0].RowGroups), want)
+	}
+	// A ranged load of one key reads a small part, and verifies it: a bit
+	// flip in the row group it needs is an error naming the object and the
+	// row group; a load that does not need that row group is unaffected.
+	o := m.Objects[0]
+	one := &KeyFilter{Int: map[int64]struct{}{350: {}}}
+	b0 := s.BytesRead()
+	got := mustLoad(t, s, "big", everything, one)
+	if read := s.BytesRead() - b0; read*4 > o.Bytes {
+		t.Fatalf("loading one key of 700 read %d of %d bytes", read, o.Bytes)
+	}
+	equalRows(t, "key 350", got, filterRows(rows, func(x row) bool { return x.IntKey == 350 }))
+	gi := 350 * 100 / RowGroupRows // key 350's tiles are rows 35000-35099
+	g := o.RowGroups[gi]
+	if g.MinKey > "350" || g.MaxKey < "350" || (350*100+99)/RowGroupRows != gi {
+		t.Fatalf("row group %d holds keys %s-%s; the test needs key 350 in one row group", gi, g.MinKey, g.MaxKey)
+	}
+	bad := slices.Clone(data)
+	bad[g.Offset+g.Length/2] ^= 0x04
+	if err := s.bucket.WriteAll(ctx, dataKey("big", o.Name), bad, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Load(ctx, m, everything, one)
+	if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), o.Name) || !strings.Contains(err.Error(), fmt.Sprintf("row group %d", gi)) {
+		t.Fatalf("ranged load over a flipped bit returned %v; want ErrChecksum naming %s and row group %d", err, o.Name, gi)
+	}
+	other := &KeyFilter{Int: map[int64]struct{}{0: {}}}
+	if gi == 0 {
+		other = &KeyFilter{Int: map[int64]struct{}{699: {}}}
+	}
+	if _, err := s.Load(ctx, m, everything, other); err != nil {
+		t.Fatalf("ranged load of an intact row group: %v", err)
+	}
+	if p, err := s.Verify(ctx, "big"); err != nil || len(p) != 1 || p[0].Object != o.Name {
+		t.Fatalf("Verify of the flipped bit: %v, %v", p, err)
+	}
+	if err := s.bucket.WriteAll(ctx, dataKey("big", o.Name), data, nil); err != nil {
+		t.Fatal(err)
 	}
 	for _, rg := range f.RowGroups() {
-		if rg.NumRows() > RowGroupRows {
+		if rg.NumRows() > int64(rowGroupRows(len(rows))) {
 			t.Fatalf("row group of %d rows", rg.NumRows())
 		}
 	}

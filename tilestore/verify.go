@@ -26,7 +26,8 @@ func (p Problem) String() string {
 }
 
 // Verify checks the newest manifest of a tile set against the store: every
-// listed object exists with the recorded size and SHA-256, decodes, is sorted
+// listed object exists with the recorded size and SHA-256 (and the row group
+// and footer checksums that ranged reads use match it), decodes, is sorted
 // and lies within its recorded range and the coverage; no tile is held twice;
 // the coverage is sorted and non-overlapping. It returns the problems found;
 // the error is for failures to check at all (an unknown tile set, an
@@ -72,6 +73,15 @@ func (s *Store) Verify(ctx context.Context, tileSet string) ([]Problem, error) {
 		}
 		if err := decodeObject(m, o, data, Range{math.MinInt64, math.MaxInt64}, nil, all); err != nil {
 			add(o.Name, "%v", err)
+		}
+		// The whole object matches; so must the checksums ranged reads use.
+		if len(o.RowGroups) > 0 && sha256Hex(data[o.Footer:]) != o.FooterSHA256 {
+			add(o.Name, "the footer (bytes [%d, %d)) does not match its SHA-256 in the manifest", o.Footer, o.Bytes)
+		}
+		for i, g := range o.RowGroups {
+			if sha256Hex(data[g.Offset:g.Offset+g.Length]) != g.SHA256 {
+				add(o.Name, "row group %d (bytes [%d, %d)) does not match its SHA-256 in the manifest", i, g.Offset, g.Offset+g.Length)
+			}
 		}
 	}
 	sortSet(all)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,7 @@ func main() {
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "tessera:", err)
 		var u usageError
-		if errors.As(err, &u) {
+		if errors.As(err, &u) || strings.HasPrefix(err.Error(), "unknown command") {
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -55,7 +56,7 @@ same query in every planner mode.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "tessera.yaml", "feature definitions (YAML)")
-	root.PersistentFlags().StringVar(&g.store, "store", "", "tile store: a directory or URL (file://, s3://bucket/prefix); default: `store:` in the config, else .tessera beside it")
+	root.PersistentFlags().StringVar(&g.store, "store", "", "tile store: a directory or URL (file://, s3://bucket/prefix); default: the config's store, else .tessera beside the config")
 	root.PersistentFlags().StringVar(&g.cpuprofile, "cpuprofile", "", "write a CPU profile (pprof) of the command to this file")
 	var prof *os.File
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
@@ -77,8 +78,12 @@ same query in every planner mode.`,
 		return prof.Close()
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	agg := &cobra.Command{Use: "aggregate", Short: "Build and inspect tiles (backfill, list)"}
-	agg.AddCommand(newBackfill(g), newList(g))
+	agg := &cobra.Command{Use: "aggregate", Short: "Build and inspect tiles (backfill, list, verify, gc)",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			return usageError{fmt.Errorf("aggregate needs a verb: backfill, list, verify or gc (see tessera aggregate --help)")}
+		}}
+	agg.AddCommand(newBackfill(g), newList(g), newVerify(g), newGC(g))
 	root.AddCommand(agg, newOfflineQuery(g), newDemo(), newBench())
 	return root
 }
