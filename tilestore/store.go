@@ -21,7 +21,9 @@ import (
 	"gocloud.dev/gcerrors"
 
 	// Registers the s3:// URL scheme.
-	_ "gocloud.dev/blob/s3blob"
+	_ "gocloud.dev/blob/azureblob" // azblob:// (credentials from the usual Azure environment)
+	_ "gocloud.dev/blob/gcsblob"   // gs:// (application default credentials)
+	_ "gocloud.dev/blob/s3blob"    // s3:// (credentials from the usual AWS environment)
 )
 
 // Store is a tile store opened on one location. It is safe for concurrent use,
