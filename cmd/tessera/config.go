@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tessera-fe/tessera/feature"
 	"github.com/tessera-fe/tessera/source"
@@ -46,16 +49,21 @@ func loadConfig(g *globals) (*feature.Config, error) {
 			cols[i] = feature.Column{Name: c.Name, Kind: c.Kind.String()}
 		}
 		if err := cfg.CheckSource(n, cols); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w (source %s reads %s)", err, n, cfg.Sources[n].Path)
 		}
 	}
 	return cfg, nil
 }
 
-func openStore(ctx context.Context, cfg *feature.Config) (*tilestore.Store, error) {
-	s, err := tilestore.Open(ctx, cfg.Store)
-	if err != nil {
-		return nil, fmt.Errorf("open tile store %s: %w", cfg.Store, err)
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q; see %s --help", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())}
 	}
-	return s, nil
+	return nil
+}
+
+// openStore opens the configured tile store; its errors name the location.
+func openStore(ctx context.Context, cfg *feature.Config) (*tilestore.Store, error) {
+	return tilestore.Open(ctx, cfg.Store)
 }

@@ -34,7 +34,7 @@ sweep and from tiles, printing the first rows and the timings side by side.
 
 Everything stays in --dir (default: a new temporary directory), so the commands it
 prints can be re-run by hand.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
 				d, err := os.MkdirTemp("", "tessera-demo-")
@@ -158,7 +158,7 @@ func runDemo(cmd *cobra.Command, dir string, nEvents, nRows, naiveRows int) erro
 	fmt.Fprintf(out, "\nFirst rows (exact | materialized):\n\n")
 	printRows(out, spine, exact, mat, 5, []int{0, 1, 3, 7})
 	for _, o := range mat.Stats.OffBoundary {
-		fmt.Fprintf(out, "\n%d of %d rows are off a %s bucket boundary: their materialized values include up to %s of events after the input time;\n--align cuts the head bucket at the input time (it matched exact sweeps of the aligned window).\n",
+		fmt.Fprintf(out, "\n%d of %d rows are off a %s bucket boundary: their materialized values include up to %s of events after the input time;\n--align cuts the head bucket at the input time, reading that bucket's raw events instead.\n",
 			o.Rows, len(times), feature.FormatDuration(o.Bucket), feature.FormatDuration(o.Bucket))
 		break
 	}

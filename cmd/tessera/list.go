@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +16,11 @@ func newList(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the tile sets in the store: features served, bucket, coverage, keys, tiles, bytes",
-		Args:  cobra.NoArgs,
+		Long: `list prints one line per tile set in the store: the features it serves, its
+bucket width, its coverage (the time ranges backfills proved complete; queries
+compute anything outside them from raw events), whether its keys are integers
+or strings, its tile count, its size in bytes and its manifest version.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g)
 			if err != nil {
@@ -33,10 +36,10 @@ func newList(g *globals) *cobra.Command {
 				return err
 			}
 			if len(ms) == 0 {
-				fmt.Fprintf(os.Stderr, "no tile sets in %s: run `tessera aggregate backfill`\n", cfg.Store)
+				fmt.Fprintf(cmd.ErrOrStderr(), "no tile sets in %s: run `tessera aggregate backfill`\n", cfg.Store)
 				return nil
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "TILE SET\tFEATURES\tBUCKET\tCOVERAGE\tKEYS\tTILES\tBYTES\tVERSION")
 			for _, m := range ms {
 				var bytes, tiles int64

@@ -84,6 +84,6 @@ same query in every planner mode.`,
 			return usageError{fmt.Errorf("aggregate needs a verb: backfill, list, verify or gc (see tessera aggregate --help)")}
 		}}
 	agg.AddCommand(newBackfill(g), newList(g), newVerify(g), newGC(g))
-	root.AddCommand(agg, newOfflineQuery(g), newDemo(), newBench())
+	root.AddCommand(agg, newOfflineQuery(g), newDemo(), newBench(), newServe(g))
 	return root
 }

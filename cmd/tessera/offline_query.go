@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"strings"
 	"time"
 
@@ -37,7 +37,7 @@ Planner modes:
   (default)                    exact: raw events in [t-W, t)
   --materialized               tiles: every whole bucket meeting [t-W, t); rows whose t is
                                not on a bucket boundary may see up to one bucket of events
-                               after t (the summary line counts them)
+                               after t (leakage: the summary line counts those rows)
   --materialized --align       what online serving returns: [floor(t-W), t); tiles plus the
                                raw events of the head bucket
   --align                      [floor(t-W), t) from raw events
@@ -45,7 +45,7 @@ Where the store's tiles do not cover a range a query needs, that range is comput
 from raw events with the same rounding (the summary says which ranges fell back).`,
 		Example: `  tessera offline-query --spine spine.parquet --output train.parquet \
       --feature 'user.total_transaction_amount[7d]' --feature 'user.total_transaction_amount[30d]' --materialized`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if q.spine == "" || q.output == "" || len(q.features) == 0 {
 				return usageError{fmt.Errorf("--spine, --output and at least one --feature are required")}
@@ -64,6 +64,11 @@ from raw events with the same rounding (the summary says which ranges fell back)
 			cfg, err := loadConfig(g)
 			if err != nil {
 				return err
+			}
+			for _, r := range refs {
+				if _, err := cfg.Resolve(r); err != nil {
+					return usageError{fmt.Errorf("--feature %s: %w", r.Text, err)}
+				}
 			}
 			start := time.Now()
 			spine, keyCols, err := readSpine(cfg, &q, refs)
@@ -96,7 +101,7 @@ from raw events with the same rounding (the summary says which ranges fell back)
 			if err := source.Write(q.output, out); err != nil {
 				return err
 			}
-			printSummary(os.Stderr, res, len(refs), time.Since(start))
+			printSummary(cmd.ErrOrStderr(), res, len(refs), time.Since(start))
 			return nil
 		},
 	}
@@ -184,7 +189,7 @@ func resultColumn(c *offline.Column) *source.Column {
 	return &source.Column{Name: c.Name, Kind: source.Float64, Floats: c.Values, Valid: c.Valid}
 }
 
-func printSummary(w *os.File, res *offline.Result, features int, d time.Duration) {
+func printSummary(w io.Writer, res *offline.Result, features int, d time.Duration) {
 	st := res.Stats
 	fmt.Fprintf(w, "offline-query: %d rows x %d features, mode %s, %.2fs (%.0f rows/s)", st.Rows, features, st.Mode, d.Seconds(), float64(st.Rows)/max(d.Seconds(), 1e-9))
 	if st.TilesRead > 0 || st.EventsRead > 0 {
