@@ -1,7 +1,7 @@
 .PHONY: help test race bench lint fuzz demo
 
 help: ## list targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 test: ## run the test suite
 	go test ./...
@@ -24,3 +24,10 @@ fuzz: ## run each fuzz target for 20s
 
 demo: ## run the demo
 	go run ./cmd/tessera demo
+
+.PHONY: bench-peer
+PEER_SCALE ?= 1M
+
+bench-peer: ## tessera bench with the DuckDB peer in the table (PEER_SCALE=1M|20M; builds DuckDB with cgo, see bench/README.md)
+	cd bench/duckdb && go build -o duckdb-peer .
+	go run ./cmd/tessera bench --scale $(PEER_SCALE) --peer bench/duckdb/duckdb-peer

@@ -10,7 +10,7 @@ import (
 )
 
 func newBench() *cobra.Command {
-	var scale, dir string
+	var scale, dir, peer string
 	var naiveRows int
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -30,12 +30,13 @@ stays in --dir and is reused by later runs of the same scale.`,
 			if dir == "" {
 				dir = filepath.Join(os.TempDir(), "tessera-bench-"+s.Name)
 			}
-			_, err = bench.Run(cmd.Context(), bench.Options{Scale: s, Dir: dir, NaiveRows: naiveRows, Out: cmd.OutOrStdout()})
+			_, err = bench.Run(cmd.Context(), bench.Options{Scale: s, Dir: dir, NaiveRows: naiveRows, Out: cmd.OutOrStdout(), Peer: peer})
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&scale, "scale", "1M", "events to generate: 1M, 20M or 100M")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the generated data and store (default: a directory under the system temp dir)")
+	cmd.Flags().StringVar(&peer, "peer", "", "peer program to time on the same data after tessera, e.g. the DuckDB peer built from bench/duckdb (make bench-peer)")
 	cmd.Flags().IntVar(&naiveRows, "naive-rows", 0, "spine rows the naive baseline runs on (default: 2000, 300, 100 by scale)")
 	return cmd
 }

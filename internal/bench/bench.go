@@ -5,10 +5,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -60,6 +63,7 @@ type Options struct {
 	Dir       string // data, store and config; reused when it already holds this scale's data
 	NaiveRows int    // spine rows the naive baseline runs on
 	Out       io.Writer
+	Peer      string // a peer program (bench/duckdb) run on Dir after tessera's steps; "" runs none
 }
 
 // Config is the feature configuration of the benchmark: sum, count and
@@ -210,6 +214,13 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.Peer != "" {
+		peer, err := runPeer(ctx, opt, len(times))
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, peer...)
+	}
 	summarize(opt.Out, rows, man.Rows(), tileBytes, eventBytes)
 	return rows, nil
 }
@@ -274,6 +285,7 @@ func summarize(w io.Writer, rows []Row, tiles, tileBytes, eventBytes int64) {
 		fmt.Fprintf(w, "materialized cost vs window: 30d/7d = %.2f, all/7d = %.2f (time ratios)\n", m30.Seconds/m7.Seconds, mall.Seconds/m7.Seconds)
 	}
 	fmt.Fprintf(w, "tiles: %d tiles, %s on disk vs %s of event Parquet (%.2fx)\n", tiles, mib(tileBytes), mib(eventBytes), float64(tileBytes)/float64(eventBytes))
+	summarizePeer(w, rows)
 }
 
 func dirBytes(path string) (int64, error) {
@@ -310,3 +322,71 @@ func peakRSS() int64 {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// peerWindows is the feature set a peer computes: the benchmark's nine
+// columns, sum, count and mean over 7d, 30d and all.
+const peerWindows = "sum+count+mean x3"
+
+// runPeer runs the peer program on the benchmark's directory with as many
+// threads as tessera used, reads the JSON line it prints per formulation
+// ({"engine":"duckdb","formulation":"asof","variant":...,"rows":N,"seconds":S})
+// and prints and returns one row per line.
+func runPeer(ctx context.Context, opt Options, spineRows int) ([]Row, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, opt.Peer, "--dir", opt.Dir, "--threads", strconv.Itoa(runtime.GOMAXPROCS(0)))
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("run peer %s: %w\n%s", opt.Peer, err, strings.TrimSpace(stderr.String()))
+	}
+	var rows []Row
+	for i, line := range strings.Split(stdout.String(), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var r struct {
+			Engine, Formulation, Variant string
+			Rows                         int
+			Seconds                      float64
+			PeakRSS                      int64 `json:"peak_rss"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("peer %s output line %d: %w (want one JSON object per line)", opt.Peer, i+1, err)
+		}
+		if r.Rows != spineRows || r.Seconds <= 0 {
+			return nil, fmt.Errorf("peer %s output line %d: %d rows in %gs, want the %d spine rows", opt.Peer, i+1, r.Rows, r.Seconds, spineRows)
+		}
+		row := Row{Step: "peer", Mode: r.Engine + " " + r.Formulation, Windows: peerWindows, Rows: r.Rows, Seconds: r.Seconds, PeakRSS: r.PeakRSS}
+		rows = append(rows, row)
+		fmt.Fprintf(opt.Out, "  %-9s %-20s %-22s %10d rows %8.3fs %12.0f rows/s  peak %s  (%s)\n", row.Step, row.Mode, row.Windows, row.Rows, row.Seconds, row.Rate(), mib(row.PeakRSS), r.Variant)
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.HasPrefix(line, "check:") || strings.HasPrefix(line, "  ") {
+			fmt.Fprintf(opt.Out, "  peer %s\n", line)
+		}
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("peer %s printed no results", opt.Peer)
+	}
+	return rows, nil
+}
+
+// summarizePeer prints tessera's speed-up over the fastest peer row for
+// the exact and the materialized query of the same feature set.
+func summarizePeer(w io.Writer, rows []Row) {
+	var best *Row
+	for i := range rows {
+		if rows[i].Step == "peer" && (best == nil || rows[i].Seconds < best.Seconds) {
+			best = &rows[i]
+		}
+	}
+	if best == nil {
+		return
+	}
+	for _, mode := range []string{"exact", "materialized"} {
+		for i := range rows {
+			if r := rows[i]; r.Step == "query" && r.Mode == mode && r.Windows == best.Windows {
+				fmt.Fprintf(w, "%s %s: %.1fx the faster %s (%.3fs vs %.3fs)\n", mode, best.Windows, r.Rate()/best.Rate(), best.Mode, r.Seconds, best.Seconds)
+			}
+		}
+	}
+}
