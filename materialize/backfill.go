@@ -66,6 +66,23 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 	if now.IsZero() {
 		now = time.Now()
 	}
+	// Check every range first: a bad range leaves the store as it was.
+	covers := make(map[string]tilestore.Range, len(sets))
+	for _, ts := range sets {
+		cover, err := coverOf(ts, opt, now)
+		if err != nil {
+			return nil, err
+		}
+		covers[ts.ID] = cover
+	}
+	return buildAndCommit(ctx, cfg, store, sets, covers, opt, "backfill")
+}
+
+// buildAndCommit reads each source of sets once, builds every tile set over
+// its range in covers and, only once every source has been read without
+// error, commits each tile set: a bad source file leaves the store as it was.
+// what names the operation in errors.
+func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options, what string) (*Summary, error) {
 	bySource := map[string][]*feature.TileSet{}
 	var sources []string
 	for _, ts := range sets {
@@ -83,16 +100,6 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 			opt.Progress(s, done, total)
 		}
 	}
-	// Check every range first and commit only once every source has been
-	// read: a bad range or a bad source file leaves the store as it was.
-	covers := make(map[*feature.TileSet]tilestore.Range, len(sets))
-	for _, ts := range sets {
-		cover, err := coverOf(ts, opt, now)
-		if err != nil {
-			return nil, err
-		}
-		covers[ts] = cover
-	}
 	type built struct {
 		ts         *feature.TileSet
 		stringKeys bool
@@ -104,7 +111,7 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 		src := cfg.Sources[name]
 		t, err := source.Read(src.Path, requests(src, bySource[name]), source.Options{Stats: opt.Stats})
 		if err != nil {
-			return nil, fmt.Errorf("backfill: read source %s: %w", name, err)
+			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
 		sum.Events += int64(t.Rows)
 		for _, ts := range bySource[name] {
@@ -113,19 +120,19 @@ func Backfill(ctx context.Context, cfg *feature.Config, store Committer, opt Opt
 				spec.Filter = *ts.Filter
 			}
 			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
-			cover := covers[ts]
+			cover := covers[ts.ID]
 			todo = append(todo, built{ts, ev.Keys.String, tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
 		}
 		step("read " + name)
 	}
 	for _, b := range todo {
-		ts, cover := b.ts, covers[b.ts]
+		ts, cover := b.ts, covers[b.ts.ID]
 		m, err := store.Commit(ctx, tilestore.Commit{
 			TileSet: ts.ID, Needs: ts.Needs, StringKeys: b.stringKeys, Grid: ts.Grid,
 			Features: ts.Features, Cover: cover, Tiles: b.tiles,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("backfill: commit tile set %s: %w", ts.ID, err)
+			return sum, fmt.Errorf("%s: commit tile set %s: %w", what, ts.ID, err)
 		}
 		sum.Tiles += int64(b.tiles.Len())
 		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: b.tiles.Len(), Version: m.Version})

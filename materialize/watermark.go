@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/tessera-fe/tessera/feature"
-	"github.com/tessera-fe/tessera/offline"
-	"github.com/tessera-fe/tessera/source"
-	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
 )
 
@@ -85,8 +81,7 @@ func Incremental(ctx context.Context, cfg *feature.Config, store Store, opt Opti
 		now = time.Now()
 	}
 	covers := map[string]tilestore.Range{}
-	bySource := map[string][]*feature.TileSet{}
-	var sources []string
+	var todo []*feature.TileSet
 	for _, ts := range sets {
 		m, err := store.Manifest(ctx, ts.ID)
 		if err != nil {
@@ -97,49 +92,8 @@ func Incremental(ctx context.Context, cfg *feature.Config, store Store, opt Opti
 			continue
 		}
 		covers[ts.ID] = r
-		if bySource[ts.Source] == nil {
-			sources = append(sources, ts.Source)
-		}
-		bySource[ts.Source] = append(bySource[ts.Source], ts)
+		todo = append(todo, ts)
 	}
-	slices.Sort(sources)
-	// Read every source before committing anything, as Backfill does: a bad
-	// source file leaves every watermark where it was.
-	type built struct {
-		ts         *feature.TileSet
-		stringKeys bool
-		tiles      *tile.Set
-	}
-	var todo []built
-	sum := &Summary{}
-	for _, name := range sources {
-		src := cfg.Sources[name]
-		t, err := source.Read(src.Path, requests(src, bySource[name]), source.Options{Stats: opt.Stats})
-		if err != nil {
-			return sum, fmt.Errorf("incremental backfill: read source %s: %w", name, err)
-		}
-		sum.Events += int64(t.Rows)
-		for _, ts := range bySource[name] {
-			cover := covers[ts.ID]
-			spec := offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
-			if ts.Filter != nil {
-				spec.Filter = *ts.Filter
-			}
-			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
-			todo = append(todo, built{ts, ev.Keys.String, tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
-		}
-	}
-	for _, b := range todo {
-		ts, cover := b.ts, covers[b.ts.ID]
-		m, err := store.Commit(ctx, tilestore.Commit{
-			TileSet: ts.ID, Needs: ts.Needs, StringKeys: b.stringKeys, Grid: ts.Grid,
-			Features: ts.Features, Cover: cover, Tiles: b.tiles,
-		})
-		if err != nil {
-			return sum, fmt.Errorf("incremental backfill: commit tile set %s: %w", ts.ID, err)
-		}
-		sum.Tiles += int64(b.tiles.Len())
-		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: b.tiles.Len(), Version: m.Version})
-	}
-	return sum, nil
+	// A source none of whose tile sets has work is not read.
+	return buildAndCommit(ctx, cfg, store, todo, covers, opt, "incremental backfill")
 }
