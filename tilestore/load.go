@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -35,6 +36,10 @@ var ErrChecksum = errors.New("tile object does not match its checksum")
 // keep, when non-nil, selects keys; it is consulted once per distinct key of
 // each object. The result is sorted by (key, Start). Load stops with ctx's
 // error when ctx is done.
+//
+// Objects are fetched concurrently and their row groups decoded on up to
+// GOMAXPROCS goroutines, each straight into its own part of the result, whose
+// columns are allocated once from the row counts.
 func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter) (*tile.Set, error) {
 	if m == nil {
 		return nil, fmt.Errorf("load tiles: no manifest (the tile set has never been committed)")
@@ -44,52 +49,101 @@ func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter)
 		return out, nil
 	}
 	prune := newKeyPruner(keep, m.StringKeys)
-	parts := 0
+	type fetch struct {
+		o      Object
+		groups []bool // nil: read the object whole
+	}
+	var fetches []fetch
 	for _, o := range m.Objects {
 		if o.Rows == 0 || !o.Range().Overlaps(r) || !prune.mayHold(o.MinKey, o.MaxKey) {
 			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("load tiles of tile set %s: %w", m.TileSet, err)
 		}
 		groups, whole := selectRowGroups(o, r, prune)
 		if groups == nil && !whole {
 			continue
 		}
-		before := out.Len()
-		if whole {
-			data, err := s.readObject(ctx, m, o)
-			if err != nil {
-				return nil, err
-			}
-			s.bytesRead.Add(int64(len(data)))
-			s.objectsRead.Add(1)
-			if err := decodeObject(m, o, data, r, keep, out); err != nil {
-				return nil, err
-			}
-		} else {
-			ra, err := s.readRowGroups(ctx, m, o, groups)
-			if err != nil {
-				return nil, err
-			}
-			s.bytesRead.Add(ra.bytes())
-			s.objectsRead.Add(1)
-			if err := decodeFile(m, o, ra, groups, r, keep, out); err != nil {
-				return nil, err
-			}
-		}
-		if out.Len() > before {
-			parts++
-		}
+		fetches = append(fetches, fetch{o, groups})
 	}
-	if parts > 1 {
-		sortSet(out)
-		if i := firstDuplicate(out); i >= 0 {
-			return nil, fmt.Errorf("load tiles of tile set %s (manifest version %d): two objects hold the tile of key %s at bucket start %d; run verify and re-run the backfill of that range",
-				m.TileSet, m.Version, keyText(out, i), out.Start[i])
+	if len(fetches) == 0 {
+		return out, nil
+	}
+	// Fetch, verify and open the objects concurrently (more at once than
+	// there are cores: remote stores are latency-bound), then decode their
+	// row groups on every core.
+	obs := make([]*openObject, len(fetches))
+	errs := make([]error, len(fetches))
+	forEach(len(fetches), max(runtime.GOMAXPROCS(0), minFetchers), func(i int) {
+		if err := ctx.Err(); err != nil {
+			errs[i] = fmt.Errorf("load tiles of tile set %s: %w", m.TileSet, err)
+			return
+		}
+		obs[i], errs[i] = s.fetchObject(ctx, m, fetches[i].o, fetches[i].groups)
+	})
+	if err := firstError(errs); err != nil {
+		return nil, err
+	}
+	kept, err := decodeObjects(obs, decodeOptions{ctx: ctx, r: r, keep: keep}, out)
+	if err != nil {
+		return nil, err
+	}
+	// Each object's tiles are sorted; objects of one commit follow each
+	// other in key order, those of different commits interleave.
+	var runs []int // start of each object's tiles in out, then out.Len()
+	at := 0
+	for _, k := range kept {
+		if k > 0 {
+			runs = append(runs, at)
+		}
+		at += k
+	}
+	if len(runs) > 1 {
+		runs = append(runs, at)
+		if !increasingAt(out, runs[1:len(runs)-1]) {
+			mergeRuns(out, runs)
+			if i := firstDuplicate(out); i >= 0 {
+				return nil, fmt.Errorf("load tiles of tile set %s (manifest version %d): two objects hold the tile of key %s at bucket start %d; run verify and re-run the backfill of that range",
+					m.TileSet, m.Version, keyText(out, i), out.Start[i])
+			}
 		}
 	}
 	return out, nil
+}
+
+// minFetchers is the least number of objects Load fetches at once.
+const minFetchers = 4
+
+// firstError returns the first non-nil error of errs.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchObject reads object o of manifest m, whole (groups nil) or only the
+// row groups selected by groups, verifies what it read against the
+// manifest's checksums and opens it for decoding.
+func (s *Store) fetchObject(ctx context.Context, m *Manifest, o Object, groups []bool) (*openObject, error) {
+	var ra io.ReaderAt
+	if groups == nil {
+		data, err := s.readObject(ctx, m, o)
+		if err != nil {
+			return nil, err
+		}
+		s.bytesRead.Add(int64(len(data)))
+		ra = bytes.NewReader(data)
+	} else {
+		f, err := s.readRowGroups(ctx, m, o, groups)
+		if err != nil {
+			return nil, err
+		}
+		s.bytesRead.Add(f.bytes())
+		ra = f
+	}
+	s.objectsRead.Add(1)
+	return openTileObject(m, o, ra, groups)
 }
 
 // newSet returns an empty set whose present columns are non-nil.
@@ -258,6 +312,62 @@ func permute[T any](col []T, perm []int) []T {
 		out[i] = col[p]
 	}
 	return out
+}
+
+// increasingAt reports whether tile b-1 of s orders strictly before tile b
+// for every b in at.
+func increasingAt(s *tile.Set, at []int) bool {
+	for _, b := range at {
+		if !lessTile(s, b-1, b) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeRuns sorts s by (key, Start), stably, given that it is made of sorted
+// runs [runs[i], runs[i+1]); runs ends with s.Len(). It merges the runs
+// pairwise, in O(n log(runs)).
+func mergeRuns(s *tile.Set, runs []int) {
+	n := runs[len(runs)-1]
+	perm, tmp := make([]int, n), make([]int, n)
+	for i := range perm {
+		perm[i] = i
+	}
+	for len(runs) > 2 {
+		next := make([]int, 0, len(runs)/2+2)
+		for j := 0; j+1 < len(runs); j += 2 {
+			next = append(next, runs[j])
+			if j+2 >= len(runs) {
+				copy(tmp[runs[j]:runs[j+1]], perm[runs[j]:runs[j+1]])
+				continue
+			}
+			a, b, end := runs[j], runs[j+1], runs[j+2]
+			mid := b
+			for k := a; k < end; k++ {
+				// Ties take the left run: the merge is stable.
+				if a < mid && (b >= end || !lessTile(s, perm[b], perm[a])) {
+					tmp[k] = perm[a]
+					a++
+				} else {
+					tmp[k] = perm[b]
+					b++
+				}
+			}
+		}
+		next = append(next, n)
+		perm, tmp = tmp, perm
+		runs = next
+	}
+	s.Keys.Int = permute(s.Keys.Int, perm)
+	s.Keys.Str = permute(s.Keys.Str, perm)
+	s.Start = permute(s.Start, perm)
+	s.Count = permute(s.Count, perm)
+	s.N = permute(s.N, perm)
+	s.Sum = permute(s.Sum, perm)
+	s.M2 = permute(s.M2, perm)
+	s.Min = permute(s.Min, perm)
+	s.Max = permute(s.Max, perm)
 }
 
 // firstDuplicate returns the index of a tile equal in (key, Start) to its

@@ -41,7 +41,10 @@ type Object struct {
 	To     int64  // largest bucket start plus the bucket width
 	MinKey string // smallest key (int keys as decimal text)
 	MaxKey string // largest key (int keys as decimal text)
-	Schema int    // tile object format version
+	// Keys is the number of distinct keys in the object; 0 when the
+	// object was written without it (or holds no tiles).
+	Keys   int64
+	Schema int // tile object format version
 	// Footer is the offset of the Parquet footer (the file metadata, its
 	// length and the closing magic run to the end of the object) and
 	// FooterSHA256 the hex SHA-256 of those bytes. Zero and empty for
@@ -94,6 +97,67 @@ func (m *Manifest) Rows() int64 {
 		n += o.Rows
 	}
 	return n
+}
+
+// Keys returns the number of distinct grouping keys of the tile set's tiles,
+// from the key counts and key ranges that commits record per object, without
+// reading any object. It is exact when the objects' key ranges are disjoint
+// or meet only at their ends (the objects of one commit, as a full backfill
+// writes them). When ranges overlap (objects of commits over different time
+// ranges usually hold the same keys) it is an upper bound: the sum of the
+// objects' counts. Objects written before key counts were recorded count one
+// key per tile, which also makes the result an upper bound.
+func (m *Manifest) Keys() (n int64, exact bool) {
+	type span struct {
+		lo, hi   string // key range as recorded
+		ilo, ihi int64  // int keys: the same, parsed
+	}
+	exact = true
+	spans := make([]span, 0, len(m.Objects))
+	for _, o := range m.Objects {
+		if o.Rows <= 0 {
+			continue
+		}
+		if o.Keys > 0 {
+			n += o.Keys
+		} else {
+			n += o.Rows
+			exact = false
+		}
+		sp := span{lo: o.MinKey, hi: o.MaxKey}
+		if !m.StringKeys {
+			var err1, err2 error
+			sp.ilo, err1 = strconv.ParseInt(o.MinKey, 10, 64)
+			sp.ihi, err2 = strconv.ParseInt(o.MaxKey, 10, 64)
+			if err1 != nil || err2 != nil {
+				exact = false
+			}
+		}
+		spans = append(spans, sp)
+	}
+	if !exact || len(spans) < 2 {
+		return n, exact
+	}
+	cmpKeys := func(a string, ai int64, b string, bi int64) int {
+		if m.StringKeys {
+			return strings.Compare(a, b)
+		}
+		return cmpInt(ai, bi)
+	}
+	slices.SortFunc(spans, func(a, b span) int { return cmpKeys(a.lo, a.ilo, b.lo, b.ilo) })
+	top := spans[0] // the span reaching the largest key so far
+	for _, sp := range spans[1:] {
+		switch c := cmpKeys(top.hi, top.ihi, sp.lo, sp.ilo); {
+		case c > 0:
+			return n, false // overlapping ranges
+		case c == 0:
+			n-- // both hold the key where they meet
+		}
+		if cmpKeys(sp.hi, sp.ihi, top.hi, top.ihi) > 0 {
+			top = sp
+		}
+	}
+	return n, true
 }
 
 // Covers reports whether the coverage includes all of r.
@@ -211,6 +275,7 @@ type objectFile struct {
 	To     int64  `json:"to_us"`
 	MinKey string `json:"min_key"`
 	MaxKey string `json:"max_key"`
+	Keys   int64  `json:"keys,omitempty"` // optional: distinct keys
 	Schema int    `json:"schema_version"`
 	// Optional: without them the object is read whole.
 	Footer       int64          `json:"footer_offset,omitempty"`
@@ -231,7 +296,7 @@ type rowGroupFile struct {
 
 func toObjectFile(o Object) objectFile {
 	f := objectFile{Name: o.Name, Rows: o.Rows, Bytes: o.Bytes, SHA256: o.SHA256, From: o.From, To: o.To,
-		MinKey: o.MinKey, MaxKey: o.MaxKey, Schema: o.Schema, Footer: o.Footer, FooterSHA256: o.FooterSHA256}
+		MinKey: o.MinKey, MaxKey: o.MaxKey, Keys: o.Keys, Schema: o.Schema, Footer: o.Footer, FooterSHA256: o.FooterSHA256}
 	for _, g := range o.RowGroups {
 		f.RowGroups = append(f.RowGroups, rowGroupFile(g))
 	}
@@ -240,7 +305,7 @@ func toObjectFile(o Object) objectFile {
 
 func (f objectFile) object() Object {
 	o := Object{Name: f.Name, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256, From: f.From, To: f.To,
-		MinKey: f.MinKey, MaxKey: f.MaxKey, Schema: f.Schema, Footer: f.Footer, FooterSHA256: f.FooterSHA256}
+		MinKey: f.MinKey, MaxKey: f.MaxKey, Keys: f.Keys, Schema: f.Schema, Footer: f.Footer, FooterSHA256: f.FooterSHA256}
 	for _, g := range f.RowGroups {
 		o.RowGroups = append(o.RowGroups, RowGroup(g))
 	}

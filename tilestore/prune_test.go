@@ -16,15 +16,7 @@ import (
 // of the sample transactions grouped by keyColumn.
 func sampleTiles(t testing.TB, spec sample.Spec, keyColumn string) *tile.Set {
 	t.Helper()
-	ev := sample.Events(spec)
-	amount := ev.Column("amount")
-	events := &tile.Events{
-		Keys:   tile.Keys{Int: ev.Column(keyColumn).Ints},
-		TS:     ev.Column("ts").Ints,
-		Values: amount.Floats,
-		Valid:  amount.Valid,
-	}
-	return tile.Build(events, hourGrid, aggregate.NeedCount|aggregate.NeedSum|aggregate.NeedMin, everythingFrom, everythingTo)
+	return buildTiles(spec, keyColumn, hourGrid, aggregate.NeedCount|aggregate.NeedSum|aggregate.NeedMin)
 }
 
 const (
@@ -121,45 +113,4 @@ func TestRangedLoadStringKeys(t *testing.T) {
 		_, ok := keep.Str[x.StrKey]
 		return ok && r.Contains(x.Start)
 	}))
-}
-
-// BenchmarkLoad loads the sample's user tiles (1h) whole and for a random 1%
-// of the keys, reporting tiles/s and the bytes read per load.
-func BenchmarkLoad(b *testing.B) {
-	ctx := context.Background()
-	set := sampleTiles(b, sample.Default(), "user_id")
-	s, err := Open(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	m, err := s.Commit(ctx, Commit{TileSet: "bench", Needs: set.Needs, Grid: hourGrid, Cover: everything, Tiles: set})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(42, 1))
-	sample1 := &KeyFilter{Int: map[int64]struct{}{}}
-	for _, k := range slices.Compact(slices.Clone(set.Keys.Int)) {
-		if rng.IntN(100) == 0 {
-			sample1.Int[k] = struct{}{}
-		}
-	}
-	for _, c := range []struct {
-		name string
-		keep *KeyFilter
-	}{{"all", nil}, {"sample1pct", sample1}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b0, tiles := s.BytesRead(), 0
-			for b.Loop() {
-				got, err := s.Load(ctx, m, everything, c.keep)
-				if err != nil {
-					b.Fatal(err)
-				}
-				tiles += got.Len()
-			}
-			b.ReportMetric(float64(tiles)/b.Elapsed().Seconds(), "tiles/s")
-			b.ReportMetric(float64(s.BytesRead()-b0)/float64(b.N), "bytes-read/op")
-		})
-	}
 }

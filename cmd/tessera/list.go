@@ -51,9 +51,16 @@ or strings, its tile count, its size in bytes and its manifest version.`,
 				for _, c := range m.Coverage {
 					cov = append(cov, fmtRange(c.From, c.To))
 				}
-				keys := "int"
+				// distinct keys (≤ when objects' key ranges overlap) and their type
+				n, exact := m.Keys()
+				keys := fmt.Sprintf("%d", n)
+				if !exact {
+					keys = "≤" + keys
+				}
 				if m.StringKeys {
-					keys = "string"
+					keys += " string"
+				} else {
+					keys += " int"
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%d\tv%d\n", m.TileSet, strings.Join(m.Features, ","),
 					feature.FormatDuration(m.Grid.Width), strings.Join(cov, " "), keys, tiles, bytes, m.Version)

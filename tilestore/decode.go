@@ -1,0 +1,589 @@
+package tilestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
+
+	"github.com/tessera-fe/tessera/tile"
+)
+
+// Decoding runs in three steps. Objects are opened (footer, schema, row
+// counts) one by one; the output columns are then grown once by the rows of
+// every selected row group, and the row groups are decoded concurrently, each
+// straight into its own region of the output, checked and filtered in place;
+// last, the regions are checked against each other (sort order across row
+// groups) and moved together where filtering left gaps.
+
+// openObject is a tile object opened for decoding.
+type openObject struct {
+	m      *Manifest
+	o      Object
+	f      *parquet.File
+	cols   tileColumns
+	groups []int // row groups to decode, in file order
+}
+
+// fail returns an error naming the object that says it is damaged.
+func (ob *openObject) fail(format string, args ...any) error {
+	return corrupt(ob.m, ob.o, format, args...)
+}
+
+func corrupt(m *Manifest, o Object, format string, args ...any) error {
+	return fmt.Errorf("read tile object %s of tile set %s: %w: %s", o.Name, m.TileSet, errCorrupt, fmt.Sprintf(format, args...))
+}
+
+// openTileObject opens the object o read through ra and checks its schema
+// against the manifest m and its row counts against o. With groups non-nil
+// it selects only the row groups i with groups[i] set, and ra need serve
+// only their bytes, the footer and the leading magic; otherwise it selects
+// every row group, which must hold o.Rows tiles in all.
+func openTileObject(m *Manifest, o Object, ra io.ReaderAt, groups []bool) (*openObject, error) {
+	f, err := parquet.OpenFile(ra, o.Bytes, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, corrupt(m, o, "%v", err)
+	}
+	ob := &openObject{m: m, o: o, f: f, cols: lookupColumns(f.Schema())}
+	rgs := f.RowGroups()
+	if groups != nil && len(rgs) != len(groups) {
+		return nil, ob.fail("it has %d row groups, the manifest records %d", len(rgs), len(groups))
+	}
+	cols := ob.cols
+	if cols.key < 0 || cols.start < 0 || cols.count < 0 {
+		return nil, ob.fail("missing key, bucket_start or count column")
+	}
+	want := map[string]int{colN: cols.n, colSum: cols.sum, colM2: cols.m2, colMin: cols.min, colMax: cols.max}
+	for _, c := range valueColumns(m.Needs) {
+		if want[c] < 0 {
+			return nil, ob.fail("missing column %s that the manifest's needs (%s) require", c, m.Needs)
+		}
+	}
+	var total int64
+	for gi, rg := range rgs {
+		rows := rg.NumRows()
+		if groups != nil {
+			if !groups[gi] {
+				continue
+			}
+			if rows != o.RowGroups[gi].Rows {
+				return nil, ob.fail("row group %d holds %d tiles, the manifest records %d", gi, rows, o.RowGroups[gi].Rows)
+			}
+		}
+		total += rows
+		if rows > 0 {
+			ob.groups = append(ob.groups, gi)
+		}
+	}
+	if groups == nil && total != o.Rows {
+		return nil, ob.fail("it holds %d tiles but the manifest lists %d", total, o.Rows)
+	}
+	return ob, nil
+}
+
+// decodeUnit is one row group to decode into the rows [off, off+rows) of
+// the output.
+type decodeUnit struct {
+	ob   *openObject
+	rg   int
+	rows int
+	off  int
+	kept int // rows kept after filtering, moved to the front of the region
+	// The first and last tile of the row group, before filtering, for the
+	// sort order check across row groups.
+	firstInt, lastInt     int64
+	firstStr, lastStr     string
+	firstStart, lastStart int64
+	err                   error
+}
+
+// decodeOptions select what a decode keeps.
+type decodeOptions struct {
+	ctx  context.Context // nil: not cancellable
+	r    Range
+	keep *KeyFilter
+	// workers bounds the row groups decoded at once; 0 means GOMAXPROCS.
+	workers int
+}
+
+// decodeObjects appends to out the tiles of the opened objects, in their
+// order, whose bucket start lies in opt.r and whose key opt.keep selects. It
+// checks every column's type and length and the (key, bucket_start) order
+// within each object, and that every bucket start lies in the object's range
+// in the manifest. It returns the number of tiles each object contributed.
+// On error out's columns hold garbage past their original length.
+func decodeObjects(obs []*openObject, opt decodeOptions, out *tile.Set) ([]int, error) {
+	base := out.Len()
+	var units []decodeUnit
+	off := base
+	for _, ob := range obs {
+		for _, gi := range ob.groups {
+			n := int(ob.f.RowGroups()[gi].NumRows())
+			units = append(units, decodeUnit{ob: ob, rg: gi, rows: n, off: off})
+			off += n
+		}
+	}
+	growSet(out, off)
+	workers := opt.workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	forEach(len(units), workers, func(i int) {
+		if opt.ctx != nil && opt.ctx.Err() != nil {
+			units[i].err = fmt.Errorf("load tiles of tile set %s: %w", units[i].ob.m.TileSet, opt.ctx.Err())
+			return
+		}
+		decodeRowGroup(&units[i], opt, out)
+	})
+	for i := range units {
+		if units[i].err != nil {
+			return nil, units[i].err
+		}
+	}
+	// Order across the row groups of one object, then gather the regions.
+	kept := make([]int, len(obs))
+	at, obi := base, -1
+	for i := range units {
+		u := &units[i]
+		if i > 0 && units[i-1].ob == u.ob {
+			p := &units[i-1]
+			var c int
+			if u.ob.m.StringKeys {
+				c = compareStr(p.lastStr, u.firstStr)
+			} else {
+				c = cmpInt(p.lastInt, u.firstInt)
+			}
+			if c > 0 || (c == 0 && p.lastStart >= u.firstStart) {
+				return nil, u.ob.fail("row group %d row 0 is out of (key, bucket_start) order", u.rg)
+			}
+		}
+		if obi < 0 || obs[obi] != u.ob {
+			obi++
+			for obs[obi] != u.ob {
+				obi++
+			}
+		}
+		kept[obi] += u.kept
+		if u.off != at {
+			moveRows(out, at, u.off, u.kept)
+		}
+		at += u.kept
+	}
+	truncateSet(out, at)
+	return kept, nil
+}
+
+// forEach calls fn(i) for i in [0, n) on up to workers goroutines, handing
+// out indexes in increasing order.
+func forEach(n, workers int, fn func(i int)) {
+	workers = min(workers, n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// decodeRowGroup decodes unit u into its region of out and filters it in
+// place; errors go to u.err.
+func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
+	ob, m := u.ob, u.ob.m
+	gi, rows, lo := u.rg, u.rows, u.off
+	hi := lo + rows
+	chunks := ob.f.RowGroups()[gi].ColumnChunks()
+	fail := func(col string, err error) {
+		u.err = ob.fail("row group %d column %s: %v", gi, col, err)
+	}
+	var (
+		intKeys []int64
+		strKeys []string
+	)
+	if m.StringKeys {
+		strKeys = out.Keys.Str[lo:hi]
+		if err := readStrings(chunks[ob.cols.key], strKeys); err != nil {
+			fail(colKey, fmt.Errorf("%w (does the tile set use int keys?)", err))
+			return
+		}
+	} else {
+		intKeys = out.Keys.Int[lo:hi]
+		if err := readInt64s(chunks[ob.cols.key], intKeys); err != nil {
+			fail(colKey, fmt.Errorf("%w (does the tile set use string keys?)", err))
+			return
+		}
+	}
+	start := out.Start[lo:hi]
+	if err := readInt64s(chunks[ob.cols.start], start); err != nil {
+		fail(colStart, err)
+		return
+	}
+	if err := readInt64s(chunks[ob.cols.count], out.Count[lo:hi]); err != nil {
+		fail(colCount, err)
+		return
+	}
+	if out.N != nil {
+		if err := readInt64s(chunks[ob.cols.n], out.N[lo:hi]); err != nil {
+			fail(colN, err)
+			return
+		}
+	}
+	for _, c := range []struct {
+		dst  []float64
+		col  int
+		name string
+	}{{out.Sum, ob.cols.sum, colSum}, {out.M2, ob.cols.m2, colM2}, {out.Min, ob.cols.min, colMin}, {out.Max, ob.cols.max, colMax}} {
+		if c.dst == nil {
+			continue
+		}
+		if err := readDoubles(chunks[c.col], c.dst[lo:hi]); err != nil {
+			fail(c.name, err)
+			return
+		}
+	}
+	if m.StringKeys {
+		u.firstStr, u.lastStr = strKeys[0], strKeys[rows-1]
+	} else {
+		u.firstInt, u.lastInt = intKeys[0], intKeys[rows-1]
+	}
+	u.firstStart, u.lastStart = start[0], start[rows-1]
+
+	// Sort order (key, bucket_start), strictly increasing, and every start
+	// inside the object's range.
+	o := ob.o
+	for i := range rows {
+		if start[i] < o.From || start[i] >= o.To {
+			u.err = ob.fail("row group %d row %d: bucket_start %d outside the object's range [%d, %d) in the manifest", gi, i, start[i], o.From, o.To)
+			return
+		}
+		if i == 0 {
+			continue
+		}
+		var c int
+		if m.StringKeys {
+			c = compareStr(strKeys[i-1], strKeys[i])
+		} else {
+			c = cmpInt(intKeys[i-1], intKeys[i])
+		}
+		if c > 0 || (c == 0 && start[i-1] >= start[i]) {
+			u.err = ob.fail("row group %d row %d is out of (key, bucket_start) order", gi, i)
+			return
+		}
+	}
+
+	// Filter in place. Keys arrive sorted, so keep is consulted once per
+	// distinct key.
+	r, keep := opt.r, opt.keep
+	intFilter := keep != nil && keep.Int != nil && !m.StringKeys
+	strFilter := keep != nil && keep.Str != nil && m.StringKeys
+	timeFilter := !(r.From <= o.From && o.To <= r.To)
+	if !intFilter && !strFilter && !timeFilter {
+		u.kept = rows
+		return
+	}
+	var (
+		w                  int
+		haveLast, lastKeep bool
+		lastInt            int64
+		lastStr            string
+	)
+	for i := range rows {
+		if timeFilter && !r.Contains(start[i]) {
+			continue
+		}
+		switch {
+		case intFilter:
+			if !haveLast || intKeys[i] != lastInt {
+				_, lastKeep = keep.Int[intKeys[i]]
+				lastInt, haveLast = intKeys[i], true
+			}
+		case strFilter:
+			if !haveLast || strKeys[i] != lastStr {
+				_, lastKeep = keep.Str[strKeys[i]]
+				lastStr, haveLast = strKeys[i], true
+			}
+		default:
+			lastKeep = true
+		}
+		if !lastKeep {
+			continue
+		}
+		if w != i {
+			moveRows(out, lo+w, lo+i, 1)
+		}
+		w++
+	}
+	u.kept = w
+}
+
+// growSet extends every present column of s to n rows.
+func growSet(s *tile.Set, n int) {
+	if s.Keys.String {
+		s.Keys.Str = growTo(s.Keys.Str, n)
+	} else {
+		s.Keys.Int = growTo(s.Keys.Int, n)
+	}
+	s.Start = growTo(s.Start, n)
+	s.Count = growTo(s.Count, n)
+	s.N = growTo(s.N, n)
+	s.Sum = growTo(s.Sum, n)
+	s.M2 = growTo(s.M2, n)
+	s.Min = growTo(s.Min, n)
+	s.Max = growTo(s.Max, n)
+}
+
+// growTo returns col extended to length n; a nil col (an absent column)
+// stays nil.
+func growTo[T any](col []T, n int) []T {
+	if col == nil || len(col) >= n {
+		return col
+	}
+	return slices.Grow(col, n-len(col))[:n]
+}
+
+// truncateSet cuts every present column of s to n rows. When that leaves
+// most of a large allocation unused (a filtered load), the columns are
+// copied to fit, so that the result does not pin the memory.
+func truncateSet(s *tile.Set, n int) {
+	shrink := cap(s.Start) > 4096 && n < cap(s.Start)/2
+	s.Keys.Int = cut(s.Keys.Int, n, shrink)
+	s.Keys.Str = cut(s.Keys.Str, n, shrink)
+	s.Start = cut(s.Start, n, shrink)
+	s.Count = cut(s.Count, n, shrink)
+	s.N = cut(s.N, n, shrink)
+	s.Sum = cut(s.Sum, n, shrink)
+	s.M2 = cut(s.M2, n, shrink)
+	s.Min = cut(s.Min, n, shrink)
+	s.Max = cut(s.Max, n, shrink)
+	if s.Keys.String {
+		// Strings past n would stay reachable through the backing array.
+		clear(s.Keys.Str[n:cap(s.Keys.Str)])
+	}
+}
+
+func cut[T any](col []T, n int, shrink bool) []T {
+	if col == nil {
+		return nil
+	}
+	if shrink {
+		return append(make([]T, 0, n), col[:n]...)
+	}
+	return col[:n]
+}
+
+// moveRows copies rows [from, from+n) of s to [to, to+n), overlapping or not.
+func moveRows(s *tile.Set, to, from, n int) {
+	if s.Keys.String {
+		copy(s.Keys.Str[to:to+n], s.Keys.Str[from:from+n])
+	} else {
+		copy(s.Keys.Int[to:to+n], s.Keys.Int[from:from+n])
+	}
+	copy(s.Start[to:to+n], s.Start[from:from+n])
+	copy(s.Count[to:to+n], s.Count[from:from+n])
+	if s.N != nil {
+		copy(s.N[to:to+n], s.N[from:from+n])
+	}
+	if s.Sum != nil {
+		copy(s.Sum[to:to+n], s.Sum[from:from+n])
+	}
+	if s.M2 != nil {
+		copy(s.M2[to:to+n], s.M2[from:from+n])
+	}
+	if s.Min != nil {
+		copy(s.Min[to:to+n], s.Min[from:from+n])
+	}
+	if s.Max != nil {
+		copy(s.Max[to:to+n], s.Max[from:from+n])
+	}
+}
+
+// decodeObject appends to out the tiles of object o (bytes data) whose bucket
+// start lies in r and whose key keep selects. It checks the object's schema
+// against the manifest, its row count and its sort order.
+func decodeObject(m *Manifest, o Object, data []byte, r Range, keep *KeyFilter, out *tile.Set) error {
+	ob, err := openTileObject(m, o, bytes.NewReader(data), nil)
+	if err != nil {
+		return err
+	}
+	n := out.Len()
+	if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep}, out); err != nil {
+		truncateSet(out, n)
+		return err
+	}
+	return nil
+}
+
+// errNull reports a null in a column that tile objects require.
+var errNull = errors.New("null value in a required column")
+
+// readPages calls page for each page of a column chunk, in order, with the
+// number of values before it; fallback handles pages whose values are not
+// plain and dense (dictionary-encoded or with nulls) one value at a time.
+func readPages(cc parquet.ColumnChunk, want int, page func(p parquet.Page, at int) (int, error)) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	at := 0
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		n, err := page(p, at)
+		parquet.Release(p)
+		if err != nil {
+			return err
+		}
+		at += n
+	}
+	if at != want {
+		return fmt.Errorf("it holds %d values, the row group %d rows", at, want)
+	}
+	return nil
+}
+
+// plainValues returns the values of p when they are stored densely (no
+// dictionary, no nulls, no repetition) in the kind given, else ok false.
+func plainValues(p parquet.Page, kind encoding.Kind) (v encoding.Values, ok bool) {
+	if p.Dictionary() != nil || p.NumNulls() != 0 || p.RepetitionLevels() != nil {
+		return v, false
+	}
+	v = p.Data()
+	return v, v.Kind() == kind
+}
+
+// eachValue calls fn for each value of page p, failing on nulls.
+func eachValue(p parquet.Page, fn func(i int, v parquet.Value) error) (int, error) {
+	var buf [256]parquet.Value
+	vr := p.Values()
+	n := 0
+	for {
+		k, err := vr.ReadValues(buf[:])
+		for _, v := range buf[:k] {
+			if v.IsNull() {
+				return n, errNull
+			}
+			if ferr := fn(n, v); ferr != nil {
+				return n, ferr
+			}
+			n++
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func errTooMany(n int) error {
+	return fmt.Errorf("it holds more values than the row group's %d rows", n)
+}
+
+// readInt64s decodes an INT64 column chunk into dst, which must be exactly
+// as long as the chunk.
+func readInt64s(cc parquet.ColumnChunk, dst []int64) error {
+	if k := cc.Type().Kind(); k != parquet.Int64 {
+		return fmt.Errorf("type %s, want INT64", k)
+	}
+	return readPages(cc, len(dst), func(p parquet.Page, at int) (int, error) {
+		if v, ok := plainValues(p, encoding.Int64); ok {
+			vals := v.Int64()
+			if len(vals) > len(dst)-at {
+				return 0, errTooMany(len(dst))
+			}
+			return copy(dst[at:], vals), nil
+		}
+		return eachValue(p, func(i int, v parquet.Value) error {
+			if at+i >= len(dst) {
+				return errTooMany(len(dst))
+			}
+			dst[at+i] = v.Int64()
+			return nil
+		})
+	})
+}
+
+// readDoubles decodes a DOUBLE column chunk into dst, which must be exactly
+// as long as the chunk.
+func readDoubles(cc parquet.ColumnChunk, dst []float64) error {
+	if k := cc.Type().Kind(); k != parquet.Double {
+		return fmt.Errorf("type %s, want DOUBLE", k)
+	}
+	return readPages(cc, len(dst), func(p parquet.Page, at int) (int, error) {
+		if v, ok := plainValues(p, encoding.Double); ok {
+			vals := v.Double()
+			if len(vals) > len(dst)-at {
+				return 0, errTooMany(len(dst))
+			}
+			return copy(dst[at:], vals), nil
+		}
+		return eachValue(p, func(i int, v parquet.Value) error {
+			if at+i >= len(dst) {
+				return errTooMany(len(dst))
+			}
+			dst[at+i] = v.Double()
+			return nil
+		})
+	})
+}
+
+// readStrings decodes a BYTE_ARRAY column chunk into dst, which must be
+// exactly as long as the chunk. Keys arrive sorted, so runs of one key share
+// one string.
+func readStrings(cc parquet.ColumnChunk, dst []string) error {
+	if k := cc.Type().Kind(); k != parquet.ByteArray {
+		return fmt.Errorf("type %s, want BYTE_ARRAY (string)", k)
+	}
+	var prev string
+	set := func(i int, b []byte) error {
+		if i >= len(dst) {
+			return errTooMany(len(dst))
+		}
+		if i == 0 || string(b) != prev {
+			prev = string(b)
+		}
+		dst[i] = prev
+		return nil
+	}
+	return readPages(cc, len(dst), func(p parquet.Page, at int) (int, error) {
+		if v, ok := plainValues(p, encoding.ByteArray); ok {
+			data, offsets := v.ByteArray()
+			n := len(offsets) - 1
+			for i := range n {
+				if offsets[i] > offsets[i+1] || int(offsets[i+1]) > len(data) {
+					return i, fmt.Errorf("value %d has a malformed offset", at+i)
+				}
+				if err := set(at+i, data[offsets[i]:offsets[i+1]]); err != nil {
+					return i, err
+				}
+			}
+			return max(n, 0), nil
+		}
+		return eachValue(p, func(i int, v parquet.Value) error { return set(at+i, v.ByteArray()) })
+	})
+}

@@ -1,0 +1,292 @@
+package tilestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tessera-fe/tessera/aggregate"
+)
+
+// manyGroupRows makes tiles of keys [0, keys) at hours [0, hours), with
+// every needs column filled, enough for several row groups.
+func manyGroupRows(needs aggregate.Needs, stringKeys bool, keys, hours int, tag float64) []row {
+	rng := rand.New(rand.NewPCG(uint64(keys), uint64(hours)))
+	var rows []row
+	for k := range keys {
+		for h := range hours {
+			var st aggregate.State
+			for range 1 + rng.IntN(3) {
+				st.Add(tag+rng.NormFloat64(), rng.IntN(5) != 0)
+			}
+			r := row{IntKey: int64(k)*7 - 1000, Start: int64(h) * hour, State: mask(needs, st)}
+			if stringKeys {
+				r.StrKey, r.IntKey = fmt.Sprintf("k%05d", k), 0
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// TestObjectFormats decodes objects written in every format a tile object
+// may have been written in (the codecs and encodings new objects use, the
+// ones older builds used, and dictionary-encoded pages, which take the slow
+// path), for int and string keys, whole and filtered, on one core and many.
+func TestObjectFormats(t *testing.T) {
+	needs := aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin | aggregate.NeedMax
+	formats := append(slices.Clone(benchFormats), struct {
+		name string
+		f    objectFormat
+	}{"dictionary", objectFormat{codec: &parquet.Snappy, ints: &parquet.RLEDictionary, floats: &parquet.RLEDictionary}})
+	for _, stringKeys := range []bool{false, true} {
+		rows := manyGroupRows(needs, stringKeys, 60, 80, 3) // 4800 tiles: 5 row groups
+		set := setOf(needs, stringKeys, rows)
+		m := &Manifest{TileSet: "formats", Needs: needs, StringKeys: stringKeys, Grid: hourGrid}
+		keep := &KeyFilter{Int: map[int64]struct{}{rows[0].IntKey: {}, rows[len(rows)-1].IntKey: {}}, Str: map[string]struct{}{rows[0].StrKey: {}, rows[len(rows)-1].StrKey: {}}}
+		r := Range{10 * hour, 30 * hour}
+		want := filterRows(rows, func(x row) bool {
+			_, ok := keep.Int[x.IntKey]
+			if stringKeys {
+				_, ok = keep.Str[x.StrKey]
+			}
+			return ok && r.Contains(x.Start)
+		})
+		for _, f := range formats {
+			data, o, err := encodeObjectAs("x.parquet", set, 0, set.Len(), hour, f.f)
+			if err != nil {
+				t.Fatalf("%s: %v", f.name, err)
+			}
+			if len(o.RowGroups) < 4 {
+				t.Fatalf("%s: %d row groups, want several", f.name, len(o.RowGroups))
+			}
+			for _, workers := range []int{1, 3} {
+				name := fmt.Sprintf("%s, string keys %v, %d workers", f.name, stringKeys, workers)
+				ob, err := openTileObject(m, o, bytes.NewReader(data), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				all := newSet(needs, stringKeys)
+				if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: everything, workers: workers}, all); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				equalRows(t, name, all, rows)
+				part := newSet(needs, stringKeys)
+				if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep, workers: workers}, part); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				equalRows(t, name+", filtered", part, want)
+			}
+		}
+	}
+}
+
+// TestMixedFormats loads a tile set whose objects were committed in
+// different formats: readers must read what earlier builds wrote.
+func TestMixedFormats(t *testing.T) {
+	defer func(f objectFormat) { tileFormat = f }(tileFormat)
+	s := openDir(t)
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	rows := manyGroupRows(needs, false, 40, 60, 1)
+	var want []row
+	for i, f := range []objectFormat{
+		{codec: &parquet.Zstd}, // what earlier builds wrote
+		{codec: &parquet.Snappy, ints: &parquet.DeltaBinaryPacked},
+		{codec: &parquet.Uncompressed},
+	} {
+		tileFormat = f
+		cover := Range{int64(i*20) * hour, int64(i*20+20) * hour}
+		part := filterRows(rows, func(x row) bool { return cover.Contains(x.Start) })
+		want = append(want, part...)
+		mustCommit(t, s, Commit{TileSet: "mixed", Needs: needs, Grid: hourGrid, Cover: cover, Tiles: setOf(needs, false, part)})
+	}
+	sortRows(want)
+	equalRows(t, "mixed formats", mustLoad(t, s, "mixed", everything, nil), want)
+	if p, err := s.Verify(context.Background(), "mixed"); err != nil || len(p) != 0 {
+		t.Fatalf("Verify: %v, %v", p, err)
+	}
+}
+
+// TestDecodeOrderChecks decodes objects whose tiles are out of order within
+// a row group, across row groups and across objects, in parallel: each is
+// an error naming the object and the row group.
+func TestDecodeOrderChecks(t *testing.T) {
+	needs := aggregate.NeedCount
+	rows := manyGroupRows(needs, false, 30, 100, 0) // 3000 tiles: 3 row groups
+	m := &Manifest{TileSet: "order", Needs: needs, Grid: hourGrid}
+	for _, c := range []struct {
+		name string
+		swap int // tiles swap and swap+1 trade places
+		msg  string
+	}{
+		{"within a row group", 500, "row group 0 row 501 is out of (key, bucket_start) order"},
+		{"across row groups", RowGroupRows - 1, "row group 1 row 0 is out of (key, bucket_start) order"},
+		{"duplicate", -1, "row group 2 row 0 is out of (key, bucket_start) order"},
+	} {
+		bad := slices.Clone(rows)
+		if c.swap >= 0 {
+			bad[c.swap], bad[c.swap+1] = bad[c.swap+1], bad[c.swap]
+		} else {
+			bad[2*RowGroupRows] = bad[2*RowGroupRows-1]
+		}
+		set := setOf(needs, false, bad)
+		data, o, err := encodeObjectAs("bad.parquet", set, 0, set.Len(), hour, tileFormat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = decodeObject(m, o, data, everything, nil, newSet(needs, false))
+		if !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "bad.parquet") || !strings.Contains(err.Error(), c.msg) {
+			t.Fatalf("%s: decode returned %v; want a damaged-object error saying %q", c.name, err, c.msg)
+		}
+	}
+
+	// Two objects that hold the same tile: Load says which.
+	s := openDir(t)
+	set := setOf(needs, false, rows)
+	mf := mustCommit(t, s, Commit{TileSet: "dup", Needs: needs, Grid: hourGrid, Cover: Range{0, 100 * hour}, Tiles: set})
+	twice := *mf
+	twice.Objects = []Object{mf.Objects[0], mf.Objects[0]}
+	_, err := s.Load(context.Background(), &twice, everything, nil)
+	if err == nil || !strings.Contains(err.Error(), "two objects hold the tile of key -1000 at bucket start 0") {
+		t.Fatalf("load of one object listed twice returned %v; want the duplicate tile named", err)
+	}
+}
+
+// TestDecodeRowCountChecks decodes objects whose row counts contradict the
+// manifest.
+func TestDecodeRowCountChecks(t *testing.T) {
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	rows := manyGroupRows(needs, false, 30, 100, 0)
+	set := setOf(needs, false, rows)
+	data, o, err := encodeObjectAs("n.parquet", set, 0, set.Len(), hour, tileFormat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Manifest{TileSet: "rows", Needs: needs, Grid: hourGrid}
+	short := o
+	short.Rows--
+	if err := decodeObject(m, short, data, everything, nil, newSet(needs, false)); !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "it holds 3000 tiles but the manifest lists 2999") {
+		t.Fatalf("decode with a wrong row count returned %v", err)
+	}
+	groups := make([]bool, len(o.RowGroups))
+	groups[1] = true
+	fewer := o
+	fewer.RowGroups = slices.Clone(o.RowGroups)
+	fewer.RowGroups[1].Rows--
+	if _, err := openTileObject(m, fewer, bytes.NewReader(data), groups); !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "row group 1 holds 1024 tiles, the manifest records 1023") {
+		t.Fatalf("open with a wrong row group count returned %v", err)
+	}
+	// The manifest needs a column the object lacks.
+	wider := &Manifest{TileSet: "rows", Needs: needs | aggregate.NeedMax, Grid: hourGrid}
+	if _, err := openTileObject(wider, o, bytes.NewReader(data), nil); !errors.Is(err, errCorrupt) || !strings.Contains(err.Error(), "missing column max") {
+		t.Fatalf("open without a needed column returned %v", err)
+	}
+}
+
+// TestMergeRuns checks the merge of sorted runs against a stable sort.
+func TestMergeRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, nruns := range []int{2, 3, 5, 8} {
+		var rows []row
+		runs := []int{0}
+		for range nruns {
+			var run []row
+			for range rng.IntN(50) {
+				run = append(run, row{IntKey: rng.Int64N(20), Start: rng.Int64N(10) * hour, State: aggregate.State{Count: int64(len(rows) + len(run))}})
+			}
+			sortRows(run)
+			rows = append(rows, run...)
+			runs = append(runs, len(rows))
+		}
+		set := setOf(aggregate.NeedCount, false, rows)
+		mergeRuns(set, runs)
+		want := slices.Clone(rows)
+		slices.SortStableFunc(want, func(a, b row) int {
+			if c := cmpInt(a.IntKey, b.IntKey); c != 0 {
+				return c
+			}
+			return cmpInt(a.Start, b.Start)
+		})
+		equalRows(t, fmt.Sprintf("%d runs", nruns), set, want)
+	}
+}
+
+// TestManifestKeys counts distinct keys from the manifest alone.
+func TestManifestKeys(t *testing.T) {
+	s := openDir(t)
+	needs := aggregate.NeedCount
+	rows := manyGroupRows(needs, false, 30, 10, 0)
+	m := mustCommit(t, s, Commit{TileSet: "keys", Needs: needs, Grid: hourGrid, Cover: Range{0, 10 * hour}, Tiles: setOf(needs, false, rows)})
+	if n, exact := m.Keys(); n != 30 || !exact {
+		t.Fatalf("one commit of 30 keys: Keys() = %d, %v", n, exact)
+	}
+	m, err := s.Manifest(context.Background(), "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Objects[0].Keys != 30 {
+		t.Fatalf("the manifest read back records %d keys, want 30", m.Objects[0].Keys)
+	}
+	// A second commit over another time range holds the same keys: the
+	// count is an upper bound.
+	more := manyGroupRows(needs, false, 5, 20, 0)
+	more = filterRows(more, func(x row) bool { return x.Start >= 10*hour })
+	m = mustCommit(t, s, Commit{TileSet: "keys", Needs: needs, Grid: hourGrid, Cover: Range{10 * hour, 20 * hour}, Tiles: setOf(needs, false, more)})
+	if n, exact := m.Keys(); n != 35 || exact {
+		t.Fatalf("two commits over the same keys: Keys() = %d, %v; want the bound 35, inexact", n, exact)
+	}
+
+	obj := func(lo, hi string, keys int64) Object {
+		return Object{Rows: 100, MinKey: lo, MaxKey: hi, Keys: keys}
+	}
+	for _, c := range []struct {
+		name  string
+		str   bool
+		objs  []Object
+		n     int64
+		exact bool
+	}{
+		{"disjoint", false, []Object{obj("10", "19", 5), obj("-5", "9", 7)}, 12, true},
+		{"meeting at one key", false, []Object{obj("1", "9", 5), obj("9", "9", 1), obj("9", "20", 4)}, 8, true},
+		{"overlapping", false, []Object{obj("1", "10", 5), obj("5", "20", 4)}, 9, false},
+		{"inside another", false, []Object{obj("1", "100", 50), obj("2", "3", 2), obj("200", "300", 1)}, 53, false},
+		{"numeric, not text, order", false, []Object{obj("9", "9", 1), obj("10", "10", 1)}, 2, true},
+		{"strings", true, []Object{obj("b", "c", 2), obj("a", "b", 2)}, 3, true},
+		{"written without counts", false, []Object{obj("1", "5", 0)}, 100, false},
+		{"empty object", false, []Object{{Rows: 0}, obj("1", "5", 3)}, 3, true},
+	} {
+		m := &Manifest{StringKeys: c.str, Objects: c.objs}
+		if n, exact := m.Keys(); n != c.n || exact != c.exact {
+			t.Errorf("%s: Keys() = %d, %v; want %d, %v", c.name, n, exact, c.n, c.exact)
+		}
+	}
+}
+
+// BenchmarkMergeRuns merges the tiles of 8 commits of one week each.
+func BenchmarkMergeRuns(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rows []row
+	runs := []int{0}
+	for w := range int64(8) {
+		for k := range int64(20_000) {
+			for h := w * 42; h < (w+1)*42; h += 1 + rng.Int64N(6) {
+				rows = append(rows, row{IntKey: k, Start: h * 4 * hour})
+			}
+		}
+		runs = append(runs, len(rows))
+	}
+	set := setOf(aggregate.NeedCount, false, rows)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := *set
+		mergeRuns(&s, runs)
+	}
+	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
+}
