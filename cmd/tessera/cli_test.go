@@ -353,7 +353,9 @@ func TestBackfillListQuery(t *testing.T) {
 		found := false
 		for _, l := range lines[1:] {
 			fields := strings.Fields(l)
-			if len(fields) == 9 && fields[1] == want && fields[2] == "1h" && fields[3] == "[-inf," && fields[5] == "int" && fields[8] == "v1" {
+			// KEYS is "<distinct keys> int": exact after one full backfill
+			if len(fields) == 10 && fields[1] == want && fields[2] == "1h" && fields[3] == "[-inf," &&
+				regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(fields[5]) && fields[6] == "int" && fields[9] == "v1" {
 				found = true
 			}
 		}
