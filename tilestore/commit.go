@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -259,22 +261,45 @@ func (cm *committer) stale(ctx context.Context, v int64, sum string) (bool, erro
 	return parent != sum, nil
 }
 
-// writeFresh writes the commit's tiles as new data objects.
+// minParallelRows is the smallest object a commit splits off so that its
+// objects encode on several cores at once.
+var minParallelRows = 256 << 10 // a variable so tests can exercise the split on small commits
+
+// writeFresh writes the commit's tiles as new data objects: at most
+// maxObjectRows each, and one per core for large commits, encoded and
+// written concurrently. If any write fails, the others are discarded.
 func (cm *committer) writeFresh(ctx context.Context, ts *tile.Set) error {
 	cm.fresh = nil
 	cm.freshAt = time.Now()
-	for lo := 0; lo < ts.Len(); lo += maxObjectRows {
-		o, err := cm.writeObject(ctx, ts, lo, min(lo+maxObjectRows, ts.Len()))
-		if err != nil {
-			return err
-		}
-		cm.fresh = append(cm.fresh, o)
+	n := ts.Len()
+	if n == 0 {
+		return nil
 	}
+	parts := max((n+maxObjectRows-1)/maxObjectRows, min(runtime.GOMAXPROCS(0), n/minParallelRows))
+	objs := make([]Object, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for q := range parts {
+		wg.Go(func() { objs[q], errs[q] = cm.writeObject(ctx, ts, n*q/parts, n*(q+1)/parts) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		cm.mu.Lock()
+		for q, o := range objs {
+			if errs[q] == nil {
+				cm.discarded = append(cm.discarded, o)
+			}
+		}
+		cm.mu.Unlock()
+		return err
+	}
+	cm.fresh = objs
 	return nil
 }
 
 // committer carries one Commit call's state across retries.
 type committer struct {
+	mu        sync.Mutex // guards discarded while objects are written concurrently
 	s         *Store
 	c         *Commit
 	fresh     []Object // this commit's tiles
@@ -399,7 +424,9 @@ func (cm *committer) writeObject(ctx context.Context, ts *tile.Set, lo, hi int) 
 	}
 	if err := cm.s.putObject(ctx, dataKey(cm.c.TileSet, name), data); err != nil {
 		// A failed write may leave a partial object: remove it too.
+		cm.mu.Lock()
 		cm.discarded = append(cm.discarded, o)
+		cm.mu.Unlock()
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: write tile object %s: %w", cm.c.TileSet, name, err)
 	}
 	return o, nil
