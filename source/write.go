@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -207,19 +209,38 @@ func writeParquet(f *os.File, t *Table) (err error) {
 		parquet.NewSchema("table", group),
 		parquet.Compression(&parquet.Snappy),
 	)
-	vals := make([]parquet.Value, writeChunk)
+	// Columns encode and compress independently: one goroutine per column,
+	// at most one per core, each with its own value buffer.
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for lo := 0; lo < t.Rows; lo += rowGroupRows {
 		hi := min(lo+rowGroupRows, t.Rows)
 		writers := w.ColumnWriters()
+		errs := make([]error, len(t.Columns))
+		var wg sync.WaitGroup
 		for j, c := range t.Columns {
-			for clo := lo; clo < hi; clo += writeChunk {
-				chi := min(clo+writeChunk, hi)
-				v := vals[:chi-clo]
-				fillValues(v, c, clo, j)
-				if _, err := writers[j].WriteRowValues(v); err != nil {
-					return fmt.Errorf("encode column %q: %w", c.Name, err)
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				defer func() {
+					if r := recover(); r != nil {
+						errs[j] = fmt.Errorf("encode column %q: %v", c.Name, r)
+					}
+				}()
+				vals := make([]parquet.Value, writeChunk)
+				for clo := lo; clo < hi; clo += writeChunk {
+					chi := min(clo+writeChunk, hi)
+					v := vals[:chi-clo]
+					fillValues(v, c, clo, j)
+					if _, err := writers[j].WriteRowValues(v); err != nil {
+						errs[j] = fmt.Errorf("encode column %q: %w", c.Name, err)
+						return
+					}
 				}
-			}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 		if err := w.Flush(); err != nil {
 			return fmt.Errorf("flush row group: %w", err)
