@@ -163,7 +163,7 @@ func runDemo(cmd *cobra.Command, dir string, nEvents, nRows, naiveRows int) erro
 		break
 	}
 	outPath := filepath.Join(dir, "training_set.parquet")
-	fmt.Fprintf(out, "\nRun it yourself:\n  cd %s\n  tessera offline-query --spine spine.parquet --output %s --materialized \\\n", dir, filepath.Base(outPath))
+	fmt.Fprintf(out, "\nRun it yourself (`go install ./cmd/tessera` puts tessera on your PATH):\n  cd %s\n  tessera offline-query --spine spine.parquet --output %s --materialized \\\n", dir, filepath.Base(outPath))
 	fmt.Fprintf(out, "      --feature '%s' --feature '%s'\n  tessera aggregate list\n", refs[0].Text, refs[1].Text)
 	return nil
 }
