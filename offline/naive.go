@@ -47,7 +47,9 @@ func (e *Engine) Naive(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		evIDs := dict.LookupAll(&ev.Keys, nil)
 		byKey := make([][]int32, dict.Len())
 		for i, id := range evIDs {
-			byKey[id] = append(byKey[id], int32(i))
+			if id >= 0 {
+				byKey[id] = append(byKey[id], int32(i))
+			}
 		}
 		col := &Column{Name: ref.Text, Integer: f.Aggregation == aggregate.Count, Values: make([]float64, len(sp.Times))}
 		if f.Aggregation != aggregate.Count && f.Aggregation != aggregate.Sum {
@@ -65,7 +67,11 @@ func (e *Engine) Naive(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 				to = grid.Ceil(t)
 			}
 			var st aggregate.State
-			for _, i := range byKey[ids[r]] {
+			var rowEvents []int32 // none for a key that matches no data
+			if ids[r] >= 0 {
+				rowEvents = byKey[ids[r]]
+			}
+			for _, i := range rowEvents {
 				if ts := ev.TS[i]; ts >= from && ts < to {
 					if ev.Values == nil {
 						st.Count++

@@ -350,9 +350,12 @@ func (s *spineKeys) as(str bool) (*tile.Dict, []int32) {
 		i = 1
 	}
 	if s.dicts[i] == nil {
-		k := convertKeys(s.src, str)
+		k, bad := convertKeys(s.src, str)
 		d := tile.NewDict(str)
 		s.ids[i] = d.AddAll(k, make([]int32, 0, k.Len()))
+		for _, r := range bad {
+			s.ids[i][r] = -1 // matches no data: the row's windows are empty
+		}
 		s.dicts[i] = d
 	}
 	return s.dicts[i], s.ids[i]
@@ -375,28 +378,28 @@ func (s *spineKeys) filter(str bool) *tilestore.KeyFilter {
 	return f
 }
 
-// convertKeys returns k as string keys (str) or int keys. A string that is
-// not an integer becomes a key no int data can match: such rows get empty
-// windows, as unknown keys do.
-func convertKeys(k *tile.Keys, str bool) *tile.Keys {
+// convertKeys returns k as string keys (str) or int keys, and the rows
+// whose string is not an integer: no int data can match them, so they get
+// empty windows, as unknown keys do.
+func convertKeys(k *tile.Keys, str bool) (out *tile.Keys, bad []int) {
 	if k.String == str {
-		return k
+		return k, nil
 	}
-	out := &tile.Keys{String: str}
+	out = &tile.Keys{String: str}
 	if str {
 		out.Str = make([]string, len(k.Int))
 		for i, x := range k.Int {
 			out.Str[i] = strconv.FormatInt(x, 10)
 		}
-		return out
+		return out, nil
 	}
 	out.Int = make([]int64, len(k.Str))
 	for i, s := range k.Str {
 		x, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			x = math.MinInt64 // matches no event key in practice
+			bad = append(bad, i)
 		}
 		out.Int[i] = x
 	}
-	return out
+	return out, bad
 }
