@@ -507,36 +507,26 @@ func errTooMany(n int) error {
 // readInt64s decodes an INT64 column chunk into dst, which must be exactly
 // as long as the chunk.
 func readInt64s(cc parquet.ColumnChunk, dst []int64) error {
-	if k := cc.Type().Kind(); k != parquet.Int64 {
-		return fmt.Errorf("type %s, want INT64", k)
-	}
-	return readPages(cc, len(dst), func(p parquet.Page, at int) (int, error) {
-		if v, ok := plainValues(p, encoding.Int64); ok {
-			vals := v.Int64()
-			if len(vals) > len(dst)-at {
-				return 0, errTooMany(len(dst))
-			}
-			return copy(dst[at:], vals), nil
-		}
-		return eachValue(p, func(i int, v parquet.Value) error {
-			if at+i >= len(dst) {
-				return errTooMany(len(dst))
-			}
-			dst[at+i] = v.Int64()
-			return nil
-		})
-	})
+	return readFixed(cc, dst, parquet.Int64, encoding.Int64, "INT64", (*encoding.Values).Int64, parquet.Value.Int64)
 }
 
 // readDoubles decodes a DOUBLE column chunk into dst, which must be exactly
 // as long as the chunk.
 func readDoubles(cc parquet.ColumnChunk, dst []float64) error {
-	if k := cc.Type().Kind(); k != parquet.Double {
-		return fmt.Errorf("type %s, want DOUBLE", k)
+	return readFixed(cc, dst, parquet.Double, encoding.Double, "DOUBLE", (*encoding.Values).Double, parquet.Value.Double)
+}
+
+// readFixed decodes a column chunk of fixed-width values into dst: plain
+// pages are copied whole (plain gives their values as a slice), others are
+// read value by value (one gives a value's content).
+func readFixed[T any](cc parquet.ColumnChunk, dst []T, kind parquet.Kind, enc encoding.Kind, name string,
+	plain func(*encoding.Values) []T, one func(parquet.Value) T) error {
+	if k := cc.Type().Kind(); k != kind {
+		return fmt.Errorf("type %s, want %s", k, name)
 	}
 	return readPages(cc, len(dst), func(p parquet.Page, at int) (int, error) {
-		if v, ok := plainValues(p, encoding.Double); ok {
-			vals := v.Double()
+		if v, ok := plainValues(p, enc); ok {
+			vals := plain(&v)
 			if len(vals) > len(dst)-at {
 				return 0, errTooMany(len(dst))
 			}
@@ -546,7 +536,7 @@ func readDoubles(cc parquet.ColumnChunk, dst []float64) error {
 			if at+i >= len(dst) {
 				return errTooMany(len(dst))
 			}
-			dst[at+i] = v.Double()
+			dst[at+i] = one(v)
 			return nil
 		})
 	})
