@@ -182,43 +182,54 @@ type group struct {
 	outs    []*output
 }
 
+// groupWork is what every key partition of a group shares: the spine's
+// keys as the data's kind, the manifest, and the bucket range and coverage
+// gaps of the whole spine.
+type groupWork struct {
+	g      *group
+	sp     *Spine
+	strKey bool
+	m      *tilestore.Manifest // materialized only; nil when never committed
+	lo, hi int64               // bucket range the rows read (materialized)
+	gaps   []tilestore.Range   // parts of [lo, hi) computed from raw events
+}
+
+// needsEvents reports whether the group reads raw events.
+func (w *groupWork) needsEvents(opt Options) bool {
+	return !opt.Materialized || opt.Align || len(w.gaps) > 0
+}
+
 func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineKeys, opt Options, st *Stats) error {
-	p := &plan{opt: opt, outs: g.outs}
+	w := &groupWork{g: g, sp: sp}
 	if !opt.Materialized {
 		strKeys, err := e.eventKeyKind(ctx, g.spec)
 		if err != nil {
 			return err
 		}
+		w.strKey = strKeys
 		dict, ids := keys.as(strKeys)
-		ev, err := e.Events.Events(ctx, g.spec, dict)
-		if err != nil {
-			return err
-		}
-		st.EventsRead += int64(ev.Len())
-		p.a = eventSeries(ev, dict, g.needs)
-		p.run(newSpineIndex(sp.Times, ids, dict.Len()))
-		return nil
+		return e.runKeys(ctx, w, dict, ids, opt, st)
 	}
 
 	ts := g.tileSet
-	var m *tilestore.Manifest
 	var err error
 	if e.Tiles != nil {
-		m, err = e.Tiles.Manifest(ctx, ts.ID)
+		w.m, err = e.Tiles.Manifest(ctx, ts.ID)
 		if err != nil {
 			return fmt.Errorf("read manifest of tile set %s: %w", ts.ID, err)
 		}
 	}
-	strKeys := sp.Keys.String
-	if m != nil {
-		strKeys = m.StringKeys
-	} else if strKeys, err = e.eventKeyKind(ctx, g.spec); err != nil {
+	w.strKey = sp.Keys.String
+	if w.m != nil {
+		w.strKey = w.m.StringKeys
+	} else if w.strKey, err = e.eventKeyKind(ctx, g.spec); err != nil {
 		return err
 	}
-	dict, ids := keys.as(strKeys)
+	dict, ids := keys.as(w.strKey)
 
 	// The bucket range the rows read, and the off-boundary rows.
 	// Bounds grow with t, so the earliest and latest rows bound them all.
+	p := &plan{opt: opt, outs: g.outs}
 	tmin, tmax := int64(math.MaxInt64), int64(math.MinInt64)
 	off := 0
 	for _, t := range sp.Times {
@@ -227,40 +238,67 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 		}
 		tmin, tmax = min(tmin, t), max(tmax, t)
 	}
-	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	w.lo, w.hi = int64(math.MaxInt64), int64(math.MinInt64)
 	for _, o := range g.outs {
 		l, _, _, _ := p.bounds(o, tmin, ts.Grid.Floor(tmin))
 		_, h, _, _ := p.bounds(o, tmax, ts.Grid.Floor(tmax))
-		lo, hi = min(lo, l), max(hi, h)
+		w.lo, w.hi = min(w.lo, l), max(w.hi, h)
 	}
 	if len(sp.Times) == 0 {
-		lo, hi = 0, 0
+		w.lo, w.hi = 0, 0
 	}
 	if !opt.Align && off > 0 {
 		st.OffBoundary = append(st.OffBoundary, OffBoundary{TileSet: ts.ID, Bucket: ts.Grid.Width, Rows: off})
 	}
-
-	set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: strKeys}}
 	var coverage []tilestore.Range
-	if m != nil {
-		set, err = e.Tiles.Load(ctx, m, tilestore.Range{From: lo, To: hi}, keys.filter(strKeys))
-		if err != nil {
-			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
-		}
-		st.TilesRead += int64(set.Len())
-		coverage = m.Coverage
+	if w.m != nil {
+		coverage = w.m.Coverage
 	}
-	gaps := Gaps(tilestore.Range{From: lo, To: hi}, coverage)
+	w.gaps = Gaps(tilestore.Range{From: w.lo, To: w.hi}, coverage)
+	for _, gap := range w.gaps {
+		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
+	}
+	return e.runKeys(ctx, w, dict, ids, opt, st)
+}
+
+// runKeys computes the group's outputs for the spine rows of ids (-1: not
+// this call's), whose keys are dict: all at once when they fit in memory,
+// else key range by key range (see partition.go).
+func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, opt Options, st *Stats) error {
+	load := func(keep *tile.Dict) (*tile.Events, error) { return e.Events.Events(ctx, w.g.spec, keep) }
+	return e.runPart(ctx, w, dict, ids, load, opt, st)
+}
+
+// runPart computes the group's outputs for the spine rows of ids, whose keys
+// are dict. events loads the raw events of dict's keys.
+func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, events func(keep *tile.Dict) (*tile.Events, error), opt Options, st *Stats) error {
+	g, sp := w.g, w.sp
+	p := &plan{opt: opt, outs: g.outs}
 	var ev *tile.Events
-	if len(gaps) > 0 || opt.Align {
-		ev, err = e.Events.Events(ctx, g.spec, dict)
-		if err != nil {
+	if w.needsEvents(opt) {
+		var err error
+		if ev, err = events(dict); err != nil {
 			return err
 		}
 		st.EventsRead += int64(ev.Len())
 	}
-	for _, gap := range gaps {
-		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
+	if !opt.Materialized {
+		p.a = eventSeries(ev, dict, g.needs)
+		p.run(newSpineIndex(sp.Times, ids, dict.Len()))
+		return nil
+	}
+
+	ts := g.tileSet
+	set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: w.strKey}}
+	if w.m != nil {
+		var err error
+		set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keyFilter(dict))
+		if err != nil {
+			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
+		}
+		st.TilesRead += int64(set.Len())
+	}
+	for _, gap := range w.gaps {
 		set.AppendAll(tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
 	}
 	p.a = tileSeries(set, dict)
@@ -361,10 +399,10 @@ func (s *spineKeys) as(str bool) (*tile.Dict, []int32) {
 	return s.dicts[i], s.ids[i]
 }
 
-func (s *spineKeys) filter(str bool) *tilestore.KeyFilter {
-	d, _ := s.as(str)
+// keyFilter returns the keys of d as a tile store key filter.
+func keyFilter(d *tile.Dict) *tilestore.KeyFilter {
 	f := &tilestore.KeyFilter{}
-	if str {
+	if d.String {
 		f.Str = make(map[string]struct{}, d.Len())
 		for id := range d.Len() {
 			f.Str[d.StrKey(int32(id))] = struct{}{}
