@@ -157,13 +157,8 @@ func concat(files []string, tables []*Table, req []Request) (*Table, error) {
 			if t.Rows == 0 {
 				continue
 			}
-			if c.Kind != base.Kind {
-				fix := "make the column the same type in every file"
-				if r.Role == Key {
-					fix = "write the key column with one type (all integers or all strings) in every file"
-				}
-				return nil, fmt.Errorf("read: column %q is %s in %s but %s in %s; %s",
-					r.Name, base.Kind, files[baseFile], c.Kind, files[i], fix)
+			if err := sameKind(r, base.Kind, files[baseFile], c.Kind, files[i]); err != nil {
+				return nil, err
 			}
 			anyNull = anyNull || c.Valid != nil
 		}

@@ -1,0 +1,75 @@
+// Package budget says how much memory a step may use, so that work larger
+// than memory is split into key partitions that each fit.
+//
+// The limit is the smallest of GOMEMLIMIT (or debug.SetMemoryLimit), the
+// cgroup's memory.max, and half of physical memory when neither is set.
+package budget
+
+import (
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Limit returns the memory the process should stay under, in bytes.
+func Limit() int64 {
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		limit = physical() / 2
+	}
+	if c := cgroupMax(); c > 0 {
+		limit = min(limit, c)
+	}
+	return max(limit, 64<<20)
+}
+
+// Free returns the memory a step may still take: the limit less the live
+// heap, and at least an eighth of the limit.
+func Free() int64 {
+	limit := Limit()
+	return max(limit-liveHeap(), limit/8)
+}
+
+// Parts returns how many key partitions a step that needs need bytes at once
+// should run as, each taking at most half of Free: 1 when it fits.
+func Parts(need int64) int {
+	per := max(Free()/2, 1)
+	if need <= per {
+		return 1
+	}
+	return int(min((need+per-1)/per, 1<<12))
+}
+
+func liveHeap() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
+}
+
+func physical() int64 {
+	var info syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&info); err != nil || info.Totalram == 0 {
+		return 8 << 30
+	}
+	return int64(info.Totalram) * int64(info.Unit)
+}
+
+// cgroupMax returns the cgroup v2 memory limit, or 0 when there is none.
+func cgroupMax() int64 {
+	b, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil { // "max"
+		return 0
+	}
+	return n
+}

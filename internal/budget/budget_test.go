@@ -1,0 +1,32 @@
+package budget
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+func TestLimitFollowsGOMEMLIMIT(t *testing.T) {
+	old := debug.SetMemoryLimit(1 << 30)
+	defer debug.SetMemoryLimit(old)
+	if got := Limit(); got > 1<<30 {
+		t.Fatalf("Limit() = %d with a 1 GiB memory limit", got)
+	}
+	if Free() > Limit() || Free() < Limit()/8 {
+		t.Fatalf("Free() = %d outside [limit/8, limit] (limit %d)", Free(), Limit())
+	}
+}
+
+func TestParts(t *testing.T) {
+	old := debug.SetMemoryLimit(1 << 30)
+	defer debug.SetMemoryLimit(old)
+	if p := Parts(1 << 20); p != 1 {
+		t.Fatalf("Parts(1 MiB) = %d under a 1 GiB limit, want 1", p)
+	}
+	per := Free() / 2
+	if p := Parts(10 * per); p < 10 || p > 11 {
+		t.Fatalf("Parts(10 x half of free) = %d, want 10 or 11", p)
+	}
+	if p := Parts(1 << 62); p != 1<<12 {
+		t.Fatalf("Parts is not capped: %d", p)
+	}
+}

@@ -1,0 +1,105 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// streamDir writes n Parquet files and one CSV of sequential keys.
+func streamDir(t *testing.T, n, per int) string {
+	dir := t.TempDir()
+	for f := range n + 1 {
+		tab := &Table{Rows: per, Columns: []*Column{{Name: "k", Kind: Int64}, {Name: "v", Kind: Float64}}}
+		for i := range per {
+			tab.Columns[0].Ints = append(tab.Columns[0].Ints, int64(f*per+i))
+			tab.Columns[1].Floats = append(tab.Columns[1].Floats, float64(f*per+i)/4)
+		}
+		name := fmt.Sprintf("part-%02d.parquet", f)
+		if f == n {
+			name = "zz.csv"
+		}
+		if err := Write(filepath.Join(dir, name), tab); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestStreamEqualsRead(t *testing.T) {
+	dir := streamDir(t, 7, 1000)
+	req := []Request{{"k", Key}, {"v", Value}}
+	all := mustRead(t, dir, req)
+	var st Stats
+	var keys []int64
+	var vals []float64
+	var files []string
+	err := Stream(context.Background(), dir, req, Options{Stats: &st}, func(file string, tab *Table) error {
+		files = append(files, filepath.Base(file))
+		keys = append(keys, tab.Columns[0].Ints...)
+		vals = append(vals, tab.Columns[1].Floats...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 8 || files[0] != "part-00.parquet" || files[7] != "zz.csv" {
+		t.Fatalf("files streamed: %v", files)
+	}
+	if !reflect.DeepEqual(keys, all.Columns[0].Ints) || !reflect.DeepEqual(vals, all.Columns[1].Floats) {
+		t.Fatalf("streamed columns differ from Read's")
+	}
+	if st.Files.Load() != 8 || st.Rows.Load() != 8000 || st.Bytes.Load() <= 0 {
+		t.Errorf("stats = %d files, %d rows, %d bytes", st.Files.Load(), st.Rows.Load(), st.Bytes.Load())
+	}
+	rows, exact, err := Rows(filepath.Join(dir, "*.parquet"))
+	if err != nil || rows != 7000 || !exact {
+		t.Errorf("Rows(parquet) = %d, %v, %v; want 7000, true", rows, exact, err)
+	}
+	rows, exact, err = Rows(dir)
+	if err != nil || exact || rows < 7500 || rows > 8500 {
+		t.Errorf("Rows(with a CSV) = %d, %v, %v; want about 8000, estimated", rows, exact, err)
+	}
+}
+
+func TestStreamErrors(t *testing.T) {
+	dir := streamDir(t, 5, 100)
+	req := []Request{{"k", Key}, {"v", Value}}
+	ctx := context.Background()
+
+	// fn's error stops the stream after that file.
+	stop := errors.New("enough")
+	calls := 0
+	err := Stream(ctx, dir, req, Options{}, func(string, *Table) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 2 {
+		t.Fatalf("fn error: got %v after %d calls", err, calls)
+	}
+
+	// A key of another kind in a later file names both files.
+	writeFile(t, filepath.Join(dir, "zzz.csv"), "k,v\nuser9,1\n")
+	calls = 0
+	err = Stream(ctx, dir, req, Options{}, func(string, *Table) error { calls++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "part-00.parquet") || !strings.Contains(err.Error(), "zzz.csv") || calls != 6 {
+		t.Fatalf("kind change: got %v after %d files", err, calls)
+	}
+
+	// A missing column names the file; a cancelled context stops.
+	if err := Stream(ctx, dir, []Request{{"nope", Value}}, Options{}, func(string, *Table) error { return nil }); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing column: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := Stream(cctx, dir, req, Options{}, func(string, *Table) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
