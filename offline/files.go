@@ -19,9 +19,17 @@ type FileEvents struct {
 
 	mu     sync.Mutex
 	tables map[string]*source.Table
+	kept   map[keptKey]*tile.Events
 }
 
-func (f *FileEvents) read(spec EventSpec) (*source.Table, *feature.Source, error) {
+// keptKey names the events of one spec kept for one key set.
+type keptKey struct {
+	spec EventSpec
+	keep *tile.Dict
+}
+
+// request returns the source of spec and the columns it reads.
+func (f *FileEvents) request(spec EventSpec) (*feature.Source, []source.Request, error) {
 	src := f.Config.Sources[spec.Source]
 	if src == nil {
 		return nil, nil, fmt.Errorf("unknown source %q", spec.Source)
@@ -32,6 +40,14 @@ func (f *FileEvents) read(spec EventSpec) (*source.Table, *feature.Source, error
 	}
 	if spec.Filter.Column != "" {
 		req = append(req, source.Request{Name: spec.Filter.Column, Role: source.Text})
+	}
+	return src, req, nil
+}
+
+func (f *FileEvents) read(spec EventSpec) (*source.Table, *feature.Source, error) {
+	src, req, err := f.request(spec)
+	if err != nil {
+		return nil, nil, err
 	}
 	cacheKey := fmt.Sprint(spec.Source, req)
 	f.mu.Lock()
@@ -52,6 +68,16 @@ func (f *FileEvents) read(spec EventSpec) (*source.Table, *feature.Source, error
 
 // KeyKind reports whether the events of spec have string keys.
 func (f *FileEvents) KeyKind(_ context.Context, spec EventSpec) (bool, error) {
+	if src := f.Config.Sources[spec.Source]; src != nil && parquetOnly(src.Path) {
+		// Parquet footers say the key's type: no need to read events.
+		if info, err := source.Schema(src.Path); err == nil {
+			for _, c := range info {
+				if c.Name == spec.Key {
+					return c.Kind == source.String, nil
+				}
+			}
+		}
+	}
 	t, _, err := f.read(spec)
 	if err != nil {
 		return false, err
@@ -61,7 +87,13 @@ func (f *FileEvents) KeyKind(_ context.Context, spec EventSpec) (bool, error) {
 
 // Events returns the events of spec whose key is in keep (all when keep is
 // nil) and that pass the filter.
-func (f *FileEvents) Events(_ context.Context, spec EventSpec, keep *tile.Dict) (*tile.Events, error) {
+//
+// A key set over Parquet files is read file by file, keeping only its
+// events: memory holds those, not the whole source.
+func (f *FileEvents) Events(ctx context.Context, spec EventSpec, keep *tile.Dict) (*tile.Events, error) {
+	if src := f.Config.Sources[spec.Source]; keep != nil && src != nil && parquetOnly(src.Path) {
+		return f.keptEvents(ctx, spec, keep)
+	}
 	t, src, err := f.read(spec)
 	if err != nil {
 		return nil, err
@@ -117,4 +149,109 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		}
 	}
 	return ev
+}
+
+// keptEvents streams spec's events of keep's keys, once per (spec, keep).
+func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.Dict) (*tile.Events, error) {
+	k := keptKey{spec, keep}
+	f.mu.Lock()
+	ev, ok := f.kept[k]
+	f.mu.Unlock()
+	if ok {
+		return ev, nil
+	}
+	var batches []*tile.Events
+	if err := f.StreamEvents(ctx, spec, keep, func(b *tile.Events) error {
+		batches = append(batches, b)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ev = concatEvents(batches)
+	f.mu.Lock()
+	if f.kept == nil {
+		f.kept = map[keptKey]*tile.Events{}
+	}
+	f.kept[k] = ev
+	f.mu.Unlock()
+	return ev, nil
+}
+
+// StreamEvents calls fn with the events of spec whose key is in keep (all
+// when keep is nil) and that pass the filter, one source file at a time.
+func (f *FileEvents) StreamEvents(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(*tile.Events) error) error {
+	src, req, err := f.request(spec)
+	if err != nil {
+		return err
+	}
+	err = source.Stream(ctx, src.Path, req, source.Options{Stats: f.Stats}, func(_ string, t *source.Table) error {
+		return fn(EventsOf(t, spec, src.Timestamp, keep))
+	})
+	if err != nil {
+		return fmt.Errorf("read source %s: %w", spec.Source, err)
+	}
+	return nil
+}
+
+// CountEvents returns the number of rows of spec's source (estimated for
+// CSV files), reading no event.
+func (f *FileEvents) CountEvents(_ context.Context, spec EventSpec) (int64, error) {
+	src := f.Config.Sources[spec.Source]
+	if src == nil {
+		return 0, fmt.Errorf("unknown source %q", spec.Source)
+	}
+	n, _, err := source.Rows(src.Path)
+	if err != nil {
+		return 0, fmt.Errorf("count events of source %s: %w", spec.Source, err)
+	}
+	return n, nil
+}
+
+// parquetOnly reports whether path names only Parquet files.
+func parquetOnly(path string) bool {
+	_, exact, err := source.Rows(path)
+	return err == nil && exact
+}
+
+// concatEvents joins batches of events of one key kind.
+func concatEvents(batches []*tile.Events) *tile.Events {
+	if len(batches) == 1 {
+		return batches[0]
+	}
+	out := &tile.Events{}
+	n, values, valid := 0, false, false
+	for _, b := range batches {
+		n += b.Len()
+		out.Keys.String = b.Keys.String
+		values = values || b.Values != nil
+		valid = valid || b.Valid != nil
+	}
+	out.TS = make([]int64, 0, n)
+	if out.Keys.String {
+		out.Keys.Str = make([]string, 0, n)
+	} else {
+		out.Keys.Int = make([]int64, 0, n)
+	}
+	if values {
+		out.Values = make([]float64, 0, n)
+	}
+	if valid {
+		out.Valid = make([]bool, 0, n)
+	}
+	for _, b := range batches {
+		out.TS = append(out.TS, b.TS...)
+		out.Keys.Str = append(out.Keys.Str, b.Keys.Str...)
+		out.Keys.Int = append(out.Keys.Int, b.Keys.Int...)
+		out.Values = append(out.Values, b.Values...)
+		if valid {
+			if b.Valid != nil {
+				out.Valid = append(out.Valid, b.Valid...)
+			} else {
+				for range b.Len() {
+					out.Valid = append(out.Valid, true)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -89,6 +89,13 @@ type Engine struct {
 	Config *feature.Config
 	Events Events
 	Tiles  Tiles // may be nil when no query is materialized
+	// Partitions, when above 0, runs each query in that many key
+	// partitions; 0 chooses enough for each to fit in the memory limit
+	// (GOMEMLIMIT, else half of RAM), usually 1.
+	Partitions int
+	// SpillDir is where a partitioned query spills raw events; "" is the
+	// system temporary directory ($TMPDIR).
+	SpillDir string
 }
 
 // ErrNotMaterialized is returned when a mode needs a bucket grid and the
@@ -259,14 +266,6 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
 	}
 	return e.runKeys(ctx, w, dict, ids, opt, st)
-}
-
-// runKeys computes the group's outputs for the spine rows of ids (-1: not
-// this call's), whose keys are dict: all at once when they fit in memory,
-// else key range by key range (see partition.go).
-func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, opt Options, st *Stats) error {
-	load := func(keep *tile.Dict) (*tile.Events, error) { return e.Events.Events(ctx, w.g.spec, keep) }
-	return e.runPart(ctx, w, dict, ids, load, opt, st)
 }
 
 // runPart computes the group's outputs for the spine rows of ids, whose keys

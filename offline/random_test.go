@@ -171,6 +171,9 @@ func TestRandomAgainstOracle(t *testing.T) {
 				if err != nil {
 					t.Fatalf("seed %d %s: %v", seed, opt.Mode(), err)
 				}
+				if seed%3 == 0 {
+					samePartitioned(t, eng, sp, refs, opt, res, 2+seed%4, fmt.Sprintf("seed %d cover %d %s", seed, ci, opt.Mode()))
+				}
 				for k, ref := range refs {
 					f, _ := cfg.Resolve(ref)
 					col := res.Columns[k]
@@ -184,6 +187,61 @@ func TestRandomAgainstOracle(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// streamMem is memEvents that streams in batches, so that partitioned
+// queries spill its events.
+type streamMem struct{ *memEvents }
+
+func (s streamMem) StreamEvents(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(*tile.Events) error) error {
+	ev, err := s.Events(ctx, spec, keep)
+	if err != nil {
+		return err
+	}
+	// Three batches of uneven sizes, some empty.
+	n := ev.Len()
+	for _, cut := range [][2]int{{0, n / 3}, {n / 3, n / 3}, {n / 3, n}} {
+		b := &tile.Events{Keys: tile.Keys{String: ev.Keys.String}, TS: ev.TS[cut[0]:cut[1]], Values: ev.Values[cut[0]:cut[1]], Valid: ev.Valid[cut[0]:cut[1]]}
+		if b.Keys.String {
+			b.Keys.Str = ev.Keys.Str[cut[0]:cut[1]]
+		} else {
+			b.Keys.Int = ev.Keys.Int[cut[0]:cut[1]]
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s streamMem) CountEvents(context.Context, EventSpec) (int64, error) {
+	return int64(len(s.events)), nil
+}
+
+// samePartitioned checks that the query run in key partitions, with events
+// spilled (a streamer) or read per partition, gives want bit for bit.
+func samePartitioned(t *testing.T, eng *Engine, sp *Spine, refs []feature.Ref, opt Options, want *Result, parts int, what string) {
+	t.Helper()
+	mem := eng.Events.(*memEvents)
+	for _, events := range []Events{mem, streamMem{mem}} {
+		pe := *eng
+		pe.Partitions, pe.Events, pe.SpillDir = parts, events, t.TempDir()
+		got, err := pe.Query(context.Background(), sp, refs, opt)
+		if err != nil {
+			t.Fatalf("%s in %d partitions (%T): %v", what, parts, events, err)
+		}
+		for k, col := range got.Columns {
+			w := want.Columns[k]
+			for r := range col.Values {
+				if math.Float64bits(col.Values[r]) != math.Float64bits(w.Values[r]) || (col.Valid == nil) != (w.Valid == nil) || (col.Valid != nil && col.Valid[r] != w.Valid[r]) {
+					t.Fatalf("%s %s row %d in %d partitions (%T): %v, want %v as in one", what, col.Name, r, parts, events, col.Values[r], w.Values[r])
+				}
+			}
+		}
+		if fmt.Sprint(got.Stats.Fallback, got.Stats.OffBoundary) != fmt.Sprint(want.Stats.Fallback, want.Stats.OffBoundary) {
+			t.Fatalf("%s in %d partitions: stats %v %v, want %v %v", what, parts, got.Stats.Fallback, got.Stats.OffBoundary, want.Stats.Fallback, want.Stats.OffBoundary)
 		}
 	}
 }

@@ -48,6 +48,12 @@ type Commit struct {
 	// Tiles are sorted by (key, Start), all inside Cover; nil or empty
 	// proves that Cover holds no events.
 	Tiles *tile.Set
+	// Parts, when Tiles is nil, gives the tiles as parts loaded one at a
+	// time and released once written: the key partitions of a backfill
+	// larger than memory. Each part is sorted by (key, Start) and inside
+	// Cover, and no two parts hold the same tile. A part may be loaded
+	// again if the commit has to write its objects again.
+	Parts []func() (*tile.Set, error)
 }
 
 // Commit publishes c atomically: after it, the tile set's tiles inside Cover
@@ -68,6 +74,9 @@ func (s *Store) Commit(ctx context.Context, c Commit) (*Manifest, error) {
 	ts, err := checkCommit(&c)
 	if err != nil {
 		return nil, fmt.Errorf("commit tiles to tile set %s: %w", c.TileSet, err)
+	}
+	if c.Tiles != nil && len(c.Parts) > 0 {
+		return nil, fmt.Errorf("commit tiles to tile set %s: give Tiles or Parts, not both", c.TileSet)
 	}
 	cm := committer{s: s, c: &c}
 	defer cm.cleanup(ctx)
@@ -268,12 +277,46 @@ var minParallelRows = 256 << 10 // a variable so tests can exercise the split on
 // writeFresh writes the commit's tiles as new data objects: at most
 // maxObjectRows each, and one per core for large commits, encoded and
 // written concurrently. If any write fails, the others are discarded.
+//
+// A commit given in Parts writes each part in turn, so that one part's tiles
+// are in memory at a time.
 func (cm *committer) writeFresh(ctx context.Context, ts *tile.Set) error {
 	cm.fresh = nil
 	cm.freshAt = time.Now()
+	if len(cm.c.Parts) == 0 {
+		objs, err := cm.writeSet(ctx, ts)
+		cm.fresh = objs
+		return err
+	}
+	var all []Object
+	for i, part := range cm.c.Parts {
+		ps, err := part()
+		if err == nil {
+			one := *cm.c
+			one.Tiles, one.Parts = ps, nil
+			ps, err = checkCommit(&one)
+		}
+		var objs []Object
+		if err == nil {
+			objs, err = cm.writeSet(ctx, ps)
+		}
+		if err != nil {
+			cm.mu.Lock()
+			cm.discarded = append(cm.discarded, all...)
+			cm.mu.Unlock()
+			return fmt.Errorf("commit tiles to tile set %s: part %d of %d: %w", cm.c.TileSet, i+1, len(cm.c.Parts), err)
+		}
+		all = append(all, objs...)
+	}
+	cm.fresh = all
+	return nil
+}
+
+// writeSet writes tiles ts as new data objects (see writeFresh).
+func (cm *committer) writeSet(ctx context.Context, ts *tile.Set) ([]Object, error) {
 	n := ts.Len()
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	parts := max((n+maxObjectRows-1)/maxObjectRows, min(runtime.GOMAXPROCS(0), n/minParallelRows))
 	objs := make([]Object, parts)
@@ -291,10 +334,9 @@ func (cm *committer) writeFresh(ctx context.Context, ts *tile.Set) error {
 			}
 		}
 		cm.mu.Unlock()
-		return err
+		return nil, err
 	}
-	cm.fresh = objs
-	return nil
+	return objs, nil
 }
 
 // committer carries one Commit call's state across retries.

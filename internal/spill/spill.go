@@ -13,6 +13,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/tessera-fe/tessera/tile"
 )
 
 // Records is one partition read back, columnar.
@@ -24,6 +26,35 @@ type Records struct {
 
 // Len returns the number of records.
 func (r *Records) Len() int { return len(r.TS) }
+
+// Events turns the records back into events, with keys from dict (the
+// dictionary whose ids were spilled) and NaN values as nulls.
+func (r *Records) Events(dict *tile.Dict) *tile.Events {
+	ev := &tile.Events{Keys: tile.Keys{String: dict.String}, TS: r.TS, Values: r.Values}
+	if dict.String {
+		ev.Keys.Str = make([]string, len(r.IDs))
+		for i, id := range r.IDs {
+			ev.Keys.Str[i] = dict.StrKey(id)
+		}
+	} else {
+		ev.Keys.Int = make([]int64, len(r.IDs))
+		for i, id := range r.IDs {
+			ev.Keys.Int[i] = dict.IntKey(id)
+		}
+	}
+	for i, v := range r.Values {
+		if math.IsNaN(v) {
+			if ev.Valid == nil {
+				ev.Valid = make([]bool, len(r.Values))
+				for j := range ev.Valid {
+					ev.Valid[j] = true
+				}
+			}
+			ev.Valid[i] = false
+		}
+	}
+	return ev
+}
 
 // Partitions is a set of spill files in a private temporary directory. It
 // is not safe for concurrent use.

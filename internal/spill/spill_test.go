@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"github.com/tessera-fe/tessera/tile"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -103,4 +105,28 @@ func BenchmarkAddRead(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+func TestRecordsEvents(t *testing.T) {
+	for _, str := range []bool{false, true} {
+		d := tile.NewDict(str)
+		keys := &tile.Keys{String: str, Int: []int64{40, 7}, Str: []string{"b", "a"}}
+		if str {
+			keys.Int = nil
+		} else {
+			keys.Str = nil
+		}
+		d.AddAll(keys, nil)
+		r := Records{IDs: []int32{1, 0, 1}, TS: []int64{5, 6, 7}, Values: []float64{1.5, math.NaN(), 2}}
+		ev := r.Events(d)
+		if ev.Len() != 3 || ev.Valid == nil || !ev.Valid[0] || ev.Valid[1] || !ev.Valid[2] {
+			t.Fatalf("str %v: events %+v", str, ev)
+		}
+		if str && (ev.Keys.Str[0] != "a" || ev.Keys.Str[1] != "b") || !str && (ev.Keys.Int[0] != 7 || ev.Keys.Int[1] != 40) {
+			t.Fatalf("str %v: keys %+v", str, ev.Keys)
+		}
+		if (&Records{IDs: []int32{0}, TS: []int64{1}}).Events(d).Valid != nil {
+			t.Fatalf("records without values gave a validity column")
+		}
+	}
 }

@@ -1,0 +1,186 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/tessera-fe/tessera/internal/budget"
+	"github.com/tessera-fe/tessera/internal/spill"
+	"github.com/tessera-fe/tessera/tile"
+)
+
+// EventStreamer is an Events that can also hand over a spec's events a batch
+// at a time and say about how many there are: a query larger than memory
+// then reads the sources once, spilling the events to disk by key
+// partition, instead of once per partition.
+type EventStreamer interface {
+	Events
+	// StreamEvents calls fn with successive batches of the events of spec
+	// whose key is in keep (all when nil) and that pass the filter.
+	StreamEvents(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(*tile.Events) error) error
+	// CountEvents returns about how many events spec's source holds,
+	// before key filtering; it reads no event.
+	CountEvents(ctx context.Context, spec EventSpec) (int64, error)
+}
+
+// Working memory of the in-memory path, per raw event and per tile read
+// (columns, sort buffers, prefix sums), measured on the benchmark's
+// sum+count+mean query; they size key partitions, not exact figures.
+const (
+	bytesPerEvent = 100
+	bytesPerTile  = 160
+)
+
+// partitions returns how many key partitions the group's rows run as:
+// Engine.Partitions when set, else enough for each to fit in memory.
+func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkeys int) (int, error) {
+	parts := e.Partitions
+	if parts == 0 {
+		var need int64
+		if s, ok := e.Events.(EventStreamer); ok && w.needsEvents(opt) {
+			n, err := s.CountEvents(ctx, w.g.spec)
+			if err != nil {
+				return 0, err
+			}
+			need += n * bytesPerEvent
+		}
+		if opt.Materialized && w.m != nil {
+			need += w.m.Rows() * bytesPerTile
+		}
+		parts = budget.Parts(need)
+	}
+	return max(1, min(parts, nkeys, math.MaxUint16)), nil
+}
+
+// runKeys computes the group's outputs for the spine rows of ids, whose keys
+// are dict: all at once when they fit in memory, else in key partitions run
+// one after the other. Partitions are contiguous key ranges holding about
+// equal numbers of spine rows, so that each loads a narrow range of every
+// tile object (objects are sorted by key) and sweeps a similar share. Raw
+// events, when the mode reads them, are read once and spilled to disk by
+// partition (when Events is an EventStreamer; else read once per partition).
+func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, opt Options, st *Stats) error {
+	parts, err := e.partitions(ctx, w, opt, dict.Len())
+	if err != nil {
+		return err
+	}
+	if parts == 1 {
+		load := func(keep *tile.Dict) (*tile.Events, error) { return e.Events.Events(ctx, w.g.spec, keep) }
+		return e.runPart(ctx, w, dict, ids, load, opt, st)
+	}
+	partOf := splitKeys(dict, ids, parts)
+	var sp *spill.Partitions
+	if s, ok := e.Events.(EventStreamer); ok && w.needsEvents(opt) {
+		if sp, err = spillEvents(ctx, s, w.g.spec, dict, partOf, parts, e.SpillDir); err != nil {
+			return err
+		}
+		defer sp.Close()
+	}
+	partIDs := make([]int32, len(ids))
+	remap := make([]int32, dict.Len())
+	for p := range parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sub := tile.NewDict(dict.String)
+		keys := &tile.Keys{String: dict.String}
+		for id, q := range partOf {
+			remap[id] = -1
+			if int(q) != p {
+				continue
+			}
+			remap[id] = int32(sub.Len())
+			if dict.String {
+				keys.Str = append(keys.Str[:0], dict.StrKey(int32(id)))
+			} else {
+				keys.Int = append(keys.Int[:0], dict.IntKey(int32(id)))
+			}
+			sub.AddAll(keys, nil)
+		}
+		for r, id := range ids {
+			partIDs[r] = -1
+			if id >= 0 {
+				partIDs[r] = remap[id]
+			}
+		}
+		load := func(keep *tile.Dict) (*tile.Events, error) {
+			if sp == nil {
+				return e.Events.Events(ctx, w.g.spec, keep)
+			}
+			rec, err := sp.Read(p)
+			if err != nil {
+				return nil, err
+			}
+			return rec.Events(dict), nil
+		}
+		if err := e.runPart(ctx, w, sub, partIDs, load, opt, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitKeys assigns each key of dict to one of parts contiguous key ranges
+// (in key order) of about equal spine rows.
+func splitKeys(dict *tile.Dict, ids []int32, parts int) []uint16 {
+	rows := make([]int64, dict.Len())
+	var total int64
+	for _, id := range ids {
+		if id >= 0 {
+			rows[id]++
+			total++
+		}
+	}
+	rank := dict.Ranks()
+	byRank := make([]int32, len(rank))
+	for id, r := range rank {
+		byRank[r] = int32(id)
+	}
+	partOf := make([]uint16, dict.Len())
+	var acc int64
+	p := 0
+	for _, id := range byRank {
+		for p < parts-1 && acc >= total*int64(p+1)/int64(parts) {
+			p++
+		}
+		partOf[id] = uint16(p)
+		acc += rows[id]
+	}
+	return partOf
+}
+
+// spillEvents reads spec's events of dict's keys once and writes each to
+// its key's partition, as (dict id, time, value) with null values as NaN.
+func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *tile.Dict, partOf []uint16, parts int, dir string) (*spill.Partitions, error) {
+	sp, err := spill.Create(dir, parts, spec.Value != "")
+	if err != nil {
+		return nil, err
+	}
+	nan := math.NaN()
+	var ids []int32
+	err = s.StreamEvents(ctx, spec, dict, func(ev *tile.Events) error {
+		ids = dict.LookupAll(&ev.Keys, ids[:0])
+		for i, id := range ids {
+			if id < 0 {
+				continue
+			}
+			v := 0.0
+			if ev.Values != nil {
+				v = ev.Values[i]
+				if ev.Valid != nil && !ev.Valid[i] {
+					v = nan
+				}
+			}
+			if err := sp.Add(int(partOf[id]), id, ev.TS[i], v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		sp.Close()
+		return nil, fmt.Errorf("spill events of source %s by key partition: %w", spec.Source, err)
+	}
+	return sp, nil
+}
