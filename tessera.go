@@ -54,6 +54,12 @@ type Request struct {
 	Store *tilestore.Store
 	// Stats, when set, counts the raw rows and bytes the query read.
 	Stats *source.Stats
+	// Partitions, when above 0, runs the query in that many key
+	// partitions; 0 partitions only what would not fit in the memory limit
+	// (GOMEMLIMIT, else half of RAM). SpillDir is where partitioned runs
+	// spill raw events ("" is $TMPDIR).
+	Partitions int
+	SpillDir   string
 }
 
 // OfflineQuery computes every output for every input row, in input order.
@@ -90,7 +96,7 @@ func OfflineQuery(ctx context.Context, cfg *feature.Config, req Request) (*offli
 		defer s.Close()
 		store = s
 	}
-	eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg, Stats: req.Stats}}
+	eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg, Stats: req.Stats}, Partitions: req.Partitions, SpillDir: req.SpillDir}
 	if store != nil {
 		eng.Tiles = store
 	}

@@ -35,6 +35,13 @@ type Options struct {
 	// Progress, when set, is told of each step: a source read or a tile set
 	// committed, out of the total number of steps.
 	Progress func(step string, done, total int)
+	// Partitions, when above 0, reads every source in that many key
+	// partitions spilled to disk; 0 does so only for sources whose events
+	// would not fit in the memory limit (GOMEMLIMIT, else half of RAM).
+	Partitions int
+	// SpillDir is where partitioned backfills spill events; "" is the
+	// system temporary directory ($TMPDIR).
+	SpillDir string
 }
 
 // SetSummary says what one tile set's backfill committed.
@@ -104,11 +111,38 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		ts         *feature.TileSet
 		stringKeys bool
 		tiles      *tile.Set
+		parts      []func() (*tile.Set, error) // instead of tiles, for a source read in key partitions
 	}
 	var todo []built
 	sum := &Summary{}
+	var spills []*spilled
+	defer func() {
+		for _, s := range spills {
+			s.parts.Close()
+		}
+	}()
 	for _, name := range sources {
 		src := cfg.Sources[name]
+		parts, err := partitionsFor(src, bySource[name], opt)
+		if err != nil {
+			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
+		}
+		if parts > 1 {
+			// Larger than memory: stream the files, spill events by key
+			// hash, build each partition's tiles at commit time.
+			sp, n, err := spillSource(ctx, src, bySource[name], covers, parts, opt)
+			if err != nil {
+				return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
+			}
+			spills = append(spills, sp...)
+			sum.Events += n
+			for _, s := range sp {
+				str := s.dict != nil && s.dict.String
+				todo = append(todo, built{ts: s.ts, stringKeys: str, parts: s.commitParts()})
+			}
+			step("read " + name)
+			continue
+		}
 		t, err := source.Read(src.Path, requests(src, bySource[name]), source.Options{Stats: opt.Stats})
 		if err != nil {
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
@@ -121,7 +155,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			}
 			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
 			cover := covers[ts.ID]
-			todo = append(todo, built{ts, ev.Keys.String, tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
+			todo = append(todo, built{ts: ts, stringKeys: ev.Keys.String, tiles: tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
 		}
 		step("read " + name)
 	}
@@ -129,16 +163,34 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		ts, cover := b.ts, covers[b.ts.ID]
 		m, err := store.Commit(ctx, tilestore.Commit{
 			TileSet: ts.ID, Needs: ts.Needs, StringKeys: b.stringKeys, Grid: ts.Grid,
-			Features: ts.Features, Cover: cover, Tiles: b.tiles,
+			Features: ts.Features, Cover: cover, Tiles: b.tiles, Parts: b.parts,
 		})
 		if err != nil {
 			return sum, fmt.Errorf("%s: commit tile set %s: %w", what, ts.ID, err)
 		}
-		sum.Tiles += int64(b.tiles.Len())
-		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: b.tiles.Len(), Version: m.Version})
+		var n int
+		if b.parts != nil {
+			n = committedRows(m, cover)
+		} else {
+			n = b.tiles.Len()
+		}
+		sum.Tiles += int64(n)
+		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: n, Version: m.Version})
 		step("commit " + ts.ID)
 	}
 	return sum, nil
+}
+
+// committedRows counts the tiles of m's objects inside cover: what a
+// commit in parts wrote.
+func committedRows(m *tilestore.Manifest, cover tilestore.Range) int {
+	n := int64(0)
+	for _, o := range m.Objects {
+		if cover.From <= o.From && o.To <= cover.To {
+			n += o.Rows
+		}
+	}
+	return int(n)
 }
 
 // selectSets returns the tile sets serving the named features (all when
