@@ -74,6 +74,11 @@ func TestPartitionedEqualsInMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, s := range sum.Sets {
+			if s.Partitions != 4 {
+				t.Fatalf("tile set %s: summary says %d partitions, want 4", s.TileSet, s.Partitions)
+			}
+		}
 		if sum.Events != int64(all.Rows) {
 			t.Fatalf("partitioned backfill read %d events, want %d", sum.Events, all.Rows)
 		}
@@ -104,6 +109,9 @@ func TestPartitionedEqualsInMemory(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got.Stats.Partitions != 3 || want.Stats.Partitions != 1 {
+				t.Fatalf("%s: stats say %d and %d partitions, want 3 and 1", m.Options().Mode(), got.Stats.Partitions, want.Stats.Partitions)
 			}
 			for c, col := range got.Columns {
 				for r, v := range col.Values {

@@ -146,6 +146,7 @@ func QueryByKey(ctx context.Context, eng *offline.Engine, refs []feature.Ref, ti
 		}
 		res.Stats.EventsRead += r.Stats.EventsRead
 		res.Stats.TilesRead += r.Stats.TilesRead
+		res.Stats.Partitions = max(res.Stats.Partitions, r.Stats.Partitions)
 		res.Stats.Fallback = append(res.Stats.Fallback, r.Stats.Fallback...)
 		res.Stats.OffBoundary = append(res.Stats.OffBoundary, r.Stats.OffBoundary...)
 	}

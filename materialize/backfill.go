@@ -51,6 +51,9 @@ type SetSummary struct {
 	Cover    tilestore.Range
 	Tiles    int
 	Version  int64
+	// Partitions is how many key partitions the events were spilled in to
+	// stay under the memory limit; 1 when they were built in memory.
+	Partitions int
 }
 
 // Summary says what a backfill did.
@@ -113,6 +116,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		tiles      *tile.Set
 		parts      []func() (*tile.Set, error) // instead of tiles, for a source read in key partitions
 	}
+	partitions := func(b built) int { return max(1, len(b.parts)) }
 	var todo []built
 	sum := &Summary{}
 	var spills []*spilled
@@ -175,7 +179,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			n = b.tiles.Len()
 		}
 		sum.Tiles += int64(n)
-		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: n, Version: m.Version})
+		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: n, Version: m.Version, Partitions: partitions(b)})
 		step("commit " + ts.ID)
 	}
 	return sum, nil

@@ -65,6 +65,7 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	if err != nil {
 		return err
 	}
+	st.Partitions = max(st.Partitions, parts)
 	if parts == 1 {
 		load := func(keep *tile.Dict) (*tile.Events, error) { return e.Events.Events(ctx, w.g.spec, keep) }
 		return e.runPart(ctx, w, dict, ids, load, opt, st)

@@ -55,6 +55,9 @@ type Stats struct {
 	TilesRead   int64 // tiles loaded from the store
 	Fallback    []Fallback
 	OffBoundary []OffBoundary
+	// Partitions is the most key partitions an output group ran in to
+	// stay under the memory limit; 1 when everything ran at once.
+	Partitions int
 }
 
 // Result is the output of an offline query.

@@ -31,7 +31,7 @@ after every source has been read: a bad source file leaves the store as it was.`
   tessera aggregate backfill --feature user.total_transaction_amount --from 2026-01-01T00:00:00Z`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opt := materialize.Options{Features: features, Stats: &source.Stats{}}
+			opt := materialize.Options{Features: features, Stats: &source.Stats{}, SpillDir: g.spillDir}
 			var err error
 			if opt.From, err = parseTimeFlag("--from", from); err != nil {
 				return err
@@ -77,7 +77,11 @@ after every source has been read: a bad source file leaves the store as it was.`
 			}
 			secs := time.Since(start).Seconds()
 			for _, s := range sum.Sets {
-				fmt.Fprintf(stderr, "  %s: %d tiles over %s, manifest v%d\n", s.TileSet, s.Tiles, fmtRange(s.Cover.From, s.Cover.To), s.Version)
+				how := ""
+				if s.Partitions > 1 {
+					how = fmt.Sprintf(", built in %d key partitions spilled to disk (memory limit)", s.Partitions)
+				}
+				fmt.Fprintf(stderr, "  %s: %d tiles over %s, manifest v%d%s\n", s.TileSet, s.Tiles, fmtRange(s.Cover.From, s.Cover.To), s.Version, how)
 			}
 			fmt.Fprintf(stderr, "backfill: %d events read, %d tiles written to %d tile sets in %.2fs (%.0f events/s)\n",
 				sum.Events, sum.Tiles, len(sum.Sets), secs, float64(sum.Events)/max(secs, 1e-9))

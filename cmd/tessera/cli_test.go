@@ -516,6 +516,7 @@ func TestUsageErrors(t *testing.T) {
 		{"backfill unknown feature", []string{"--config", f.config, "aggregate", "backfill", "--feature", "user.nope"},
 			[]string{"--feature user.nope", "features are: merchant.count_tx,"}},
 		{"extra argument", []string{"--config", f.config, "aggregate", "list", "extra"}, []string{`tessera aggregate list takes no arguments, got "extra"`}},
+		{"bad --memory-limit", []string{"--config", f.config, "--memory-limit", "lots", "aggregate", "backfill"}, []string{`--memory-limit: "lots" is not a size; write e.g. 2GiB`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := run(t, c.args...)
@@ -602,6 +603,19 @@ func TestHelp(t *testing.T) {
 		out := mustRun(t, args...)
 		if !strings.Contains(out.stdout, "Usage:") || !strings.Contains(out.stdout, "Global Flags:") {
 			t.Errorf("tessera %s: %s", strings.Join(args, " "), out.stdout)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"2GiB": 2 << 30, "512MiB": 512 << 20, "1.5KiB": 1536, "1073741824": 1 << 30, "10B": 10, "1TiB": 1 << 40} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "-1GiB", "2GB", "0", "1e30TiB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) succeeded", bad)
 		}
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -34,11 +37,34 @@ type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
 
+// parseBytes reads a size as GOMEMLIMIT writes it: a number of bytes with
+// an optional B, KiB, MiB, GiB or TiB suffix.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		scale  float64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	num, scale := s, 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, scale = strings.TrimSuffix(s, u.suffix), u.scale
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || f <= 0 || f*scale > math.MaxInt64 {
+		return 0, fmt.Errorf("%q is not a size; write e.g. 2GiB, 512MiB or 1073741824", s)
+	}
+	return int64(f * scale), nil
+}
+
 // globals are the flags every verb shares.
 type globals struct {
 	config     string
 	store      string
 	cpuprofile string
+	memLimit   string
+	spillDir   string
 }
 
 func newRoot() *cobra.Command {
@@ -58,8 +84,17 @@ same query in every planner mode.`,
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "tessera.yaml", "feature definitions (YAML)")
 	root.PersistentFlags().StringVar(&g.store, "store", "", "tile store: a directory or URL (file://, s3://bucket/prefix); default: the config's store, else .tessera beside the config")
 	root.PersistentFlags().StringVar(&g.cpuprofile, "cpuprofile", "", "write a CPU profile (pprof) of the command to this file")
+	root.PersistentFlags().StringVar(&g.memLimit, "memory-limit", "", "memory to stay under, e.g. 2GiB (as GOMEMLIMIT, which is the default); work larger than it runs in key partitions spilled to disk")
+	root.PersistentFlags().StringVar(&g.spillDir, "spill-dir", "", "directory for events spilled by work larger than memory (default $TMPDIR)")
 	var prof *os.File
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.memLimit != "" {
+			n, err := parseBytes(g.memLimit)
+			if err != nil {
+				return usageError{fmt.Errorf("--memory-limit: %w", err)}
+			}
+			debug.SetMemoryLimit(n)
+		}
 		if g.cpuprofile == "" {
 			return nil
 		}

@@ -76,7 +76,7 @@ from raw events with the same rounding (the summary says which ranges fell back)
 				return err
 			}
 			times := spine.Column(q.timeColumn).Ints
-			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}}
+			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}, SpillDir: g.spillDir}
 			opt := offline.Options{Materialized: q.materialized, Align: q.align}
 			if opt.Materialized {
 				store, err := openStore(cmd.Context(), cfg)
@@ -194,6 +194,9 @@ func printSummary(w io.Writer, res *offline.Result, features int, d time.Duratio
 	fmt.Fprintf(w, "offline-query: %d rows x %d features, mode %s, %.2fs (%.0f rows/s)", st.Rows, features, st.Mode, d.Seconds(), float64(st.Rows)/max(d.Seconds(), 1e-9))
 	if st.TilesRead > 0 || st.EventsRead > 0 {
 		fmt.Fprintf(w, "; read %d tiles, %d raw events", st.TilesRead, st.EventsRead)
+	}
+	if st.Partitions > 1 {
+		fmt.Fprintf(w, "; in %d key partitions to stay under the memory limit", st.Partitions)
 	}
 	fmt.Fprintln(w)
 	for _, o := range st.OffBoundary {

@@ -86,6 +86,7 @@ type Row struct {
 	Rows    int
 	Seconds float64
 	PeakRSS int64 // bytes, peak resident set during the step
+	Note    string // e.g. the key partitions a step ran in to stay under the memory limit
 }
 
 // Rate returns rows per second.
@@ -108,6 +109,7 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 		return nil, err
 	}
 	var rows []Row
+	pending := "" // set by a step that ran in key partitions, shown in its mode
 	measure := func(step, mode, windows string, n int, f func() error) error {
 		runtime.GC()
 		resetPeak()
@@ -115,18 +117,24 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 		if err := f(); err != nil {
 			return fmt.Errorf("%s %s: %w", step, mode, err)
 		}
-		r := Row{Step: step, Mode: mode, Windows: windows, Rows: n, Seconds: time.Since(start).Seconds(), PeakRSS: peakRSS()}
+		r := Row{Step: step, Mode: mode, Windows: windows, Rows: n, Seconds: time.Since(start).Seconds(), PeakRSS: peakRSS(), Note: pending}
+		pending = ""
 		rows = append(rows, r)
-		fmt.Fprintf(opt.Out, "  %-9s %-20s %-22s %10d rows %8.3fs %12.0f rows/s  peak %s\n", r.Step, r.Mode, r.Windows, r.Rows, r.Seconds, r.Rate(), mib(r.PeakRSS))
+		note := ""
+		if r.Note != "" {
+			note = "  (" + r.Note + ")"
+		}
+		fmt.Fprintf(opt.Out, "  %-9s %-20s %-22s %10d rows %8.3fs %12.0f rows/s  peak %s%s\n", r.Step, r.Mode, r.Windows, r.Rows, r.Seconds, r.Rate(), mib(r.PeakRSS), note)
 		return nil
 	}
 
 	src := cfg.Sources["transactions"]
 	ts := cfg.TileSets()[0]
 	decodeReq := []source.Request{{Name: "ts", Role: source.Time}, {Name: "user_id", Role: source.Key}, {Name: "amount", Role: source.Value}}
+	// Decode streams the files, as a backfill larger than memory does:
+	// memory holds a few files' columns.
 	if err := measure("decode", "parquet columns", "", opt.Scale.Events, func() error {
-		_, err := source.Read(src.Path, decodeReq, source.Options{})
-		return err
+		return source.Stream(ctx, src.Path, decodeReq, source.Options{}, func(string, *source.Table) error { return nil })
 	}); err != nil {
 		return nil, err
 	}
@@ -140,7 +148,10 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 	}
 	defer store.Close()
 	if err := measure("backfill", "one pass", "", opt.Scale.Events, func() error {
-		_, err := materialize.Backfill(ctx, cfg, store, materialize.Options{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)})
+		sum, err := materialize.Backfill(ctx, cfg, store, materialize.Options{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)})
+		if err == nil && sum.Sets[0].Partitions > 1 {
+			pending = fmt.Sprintf("spilled in %d key partitions", sum.Sets[0].Partitions)
+		}
 		return err
 	}); err != nil {
 		return nil, err
@@ -195,7 +206,10 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 		for _, m := range modes {
 			if err := measure("query", m.name, set.name, len(times), func() error {
 				eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}, Tiles: store}
-				_, err := tessera.QueryByKey(ctx, eng, refs, times, keysFor(len(times)), m.opt)
+				res, err := tessera.QueryByKey(ctx, eng, refs, times, keysFor(len(times)), m.opt)
+				if err == nil && res.Stats.Partitions > 1 {
+					pending = fmt.Sprintf("%d key partitions", res.Stats.Partitions)
+				}
 				return err
 			}); err != nil {
 				return nil, err
