@@ -61,14 +61,44 @@ func physical() int64 {
 	return int64(info.Totalram) * int64(info.Unit)
 }
 
-// cgroupMax returns the cgroup v2 memory limit, or 0 when there is none.
+// cgroupMax returns the memory limit of the process's cgroup (v2
+// memory.max or v1 memory.limit_in_bytes), or 0 when there is none.
 func cgroupMax() int64 {
-	b, err := os.ReadFile("/sys/fs/cgroup/memory.max")
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		// "0::/path" (v2) or "4:memory:/path" (v1).
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var file string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			file = "/sys/fs/cgroup" + parts[2] + "/memory.max"
+		case parts[1] == "memory":
+			file = "/sys/fs/cgroup/memory" + parts[2] + "/memory.limit_in_bytes"
+		default:
+			continue
+		}
+		if n := readLimit(file); n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
+// readLimit reads a cgroup limit file: 0 for "max", a missing file, or
+// v1's "no limit" (a value near 2^63).
+func readLimit(file string) int64 {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil { // "max"
+	if err != nil || n <= 0 || n >= 1<<62 {
 		return 0
 	}
 	return n

@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"os"
 	"runtime/debug"
 	"testing"
 )
@@ -28,5 +29,21 @@ func TestParts(t *testing.T) {
 	}
 	if p := Parts(1 << 62); p != 1<<12 {
 		t.Fatalf("Parts is not capped: %d", p)
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]int64{"max\n": 0, "2147483648\n": 2 << 30, "9223372036854771712\n": 0, "junk": 0} {
+		f := dir + "/limit"
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := readLimit(f); got != want {
+			t.Errorf("readLimit(%q) = %d, want %d", content, got, want)
+		}
+	}
+	if readLimit(dir+"/missing") != 0 {
+		t.Error("a missing limit file reads as a limit")
 	}
 }
