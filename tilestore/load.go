@@ -87,7 +87,8 @@ func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter)
 		return nil, err
 	}
 	// Each object's tiles are sorted; objects of one commit follow each
-	// other in key order, those of different commits interleave.
+	// other in key order, those of different commits (or of one commit
+	// given in key-hash Parts) interleave and are merged.
 	var runs []int // start of each object's tiles in out, then out.Len()
 	at := 0
 	for _, k := range kept {
