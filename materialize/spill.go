@@ -3,7 +3,6 @@ package materialize
 import (
 	"context"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/tessera-fe/tessera/feature"
@@ -72,7 +71,7 @@ func spillSource(ctx context.Context, src *feature.Source, sets []*feature.TileS
 	}
 	var events int64
 	var ids []int32
-	nan := math.NaN()
+	part := func(id int32) int { return hashPart(id, parts) }
 	err := source.Stream(ctx, src.Path, requests(src, sets), source.Options{Stats: opt.Stats}, func(_ string, t *source.Table) error {
 		events += int64(t.Rows)
 		for _, s := range out {
@@ -81,21 +80,8 @@ func spillSource(ctx context.Context, src *feature.Source, sets []*feature.TileS
 				s.dict = tile.NewDict(ev.Keys.String)
 			}
 			ids = addKeys(s.dict, &ev.Keys, ids[:0])
-			for i, id := range ids {
-				ts := ev.TS[i]
-				if !s.cover.Contains(ts) {
-					continue
-				}
-				v := 0.0
-				if ev.Values != nil {
-					v = ev.Values[i]
-					if ev.Valid != nil && !ev.Valid[i] {
-						v = nan
-					}
-				}
-				if err := s.parts.Add(hashPart(id, parts), id, ts, v); err != nil {
-					return err
-				}
+			if err := s.parts.AddEvents(ev, ids, part, s.cover.From, s.cover.To); err != nil {
+				return err
 			}
 		}
 		return nil

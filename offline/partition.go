@@ -158,26 +158,11 @@ func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *til
 	if err != nil {
 		return nil, err
 	}
-	nan := math.NaN()
 	var ids []int32
+	part := func(id int32) int { return int(partOf[id]) }
 	err = s.StreamEvents(ctx, spec, dict, func(ev *tile.Events) error {
 		ids = dict.LookupAll(&ev.Keys, ids[:0])
-		for i, id := range ids {
-			if id < 0 {
-				continue
-			}
-			v := 0.0
-			if ev.Values != nil {
-				v = ev.Values[i]
-				if ev.Valid != nil && !ev.Valid[i] {
-					v = nan
-				}
-			}
-			if err := sp.Add(int(partOf[id]), id, ev.TS[i], v); err != nil {
-				return err
-			}
-		}
-		return nil
+		return sp.AddEvents(ev, ids, part, math.MinInt64, math.MaxInt64)
 	})
 	if err != nil {
 		sp.Close()

@@ -130,22 +130,32 @@ func Rows(path string) (rows int64, exact bool, err error) {
 	return rows, exact, nil
 }
 
-func parquetRows(name string) (n int64, err error) {
+// openSized opens a file and returns its size.
+func openSized(name string) (*os.File, int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return 0, fmt.Errorf("count rows of %s: %w", name, err)
+		return nil, 0, fmt.Errorf("count rows of %s: %w", name, err)
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("count rows of %s: %w", name, err)
+		f.Close()
+		return nil, 0, fmt.Errorf("count rows of %s: %w", name, err)
 	}
+	return f, st.Size(), nil
+}
+
+func parquetRows(name string) (n int64, err error) {
+	f, size, err := openSized(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
 	defer func() {
 		if r := recover(); r != nil {
 			n, err = 0, fmt.Errorf("count rows of %s: corrupt Parquet file: %v", name, r)
 		}
 	}()
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	pf, err := parquet.OpenFile(f, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return 0, fmt.Errorf("count rows of %s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
@@ -155,20 +165,16 @@ func parquetRows(name string) (n int64, err error) {
 // csvRowsEstimate divides the file's size by the mean length of its first
 // lines.
 func csvRowsEstimate(name string) (int64, error) {
-	f, err := os.Open(name)
+	f, size, err := openSized(name)
 	if err != nil {
-		return 0, fmt.Errorf("count rows of %s: %w", name, err)
+		return 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("count rows of %s: %w", name, err)
-	}
 	buf := make([]byte, 64<<10)
 	n, _ := f.Read(buf)
 	lines := int64(strings.Count(string(buf[:n]), "\n"))
 	if lines == 0 {
 		return 1, nil
 	}
-	return max(st.Size()*lines/int64(n)-1, 0), nil
+	return max(size*lines/int64(n)-1, 0), nil
 }

@@ -85,7 +85,7 @@ type Row struct {
 	Windows string
 	Rows    int
 	Seconds float64
-	PeakRSS int64 // bytes, peak resident set during the step
+	PeakRSS int64  // bytes, peak resident set during the step
 	Note    string // e.g. the key partitions a step ran in to stay under the memory limit
 }
 

@@ -141,6 +141,29 @@ func (p *Partitions) flush(part int) error {
 	return nil
 }
 
+// AddEvents adds each event i of ev whose id ids[i] is not negative and
+// whose time is in [from, to) to partition part(ids[i]), null values as NaN.
+func (p *Partitions) AddEvents(ev *tile.Events, ids []int32, part func(id int32) int, from, to int64) error {
+	nan := math.NaN()
+	for i, id := range ids {
+		ts := ev.TS[i]
+		if id < 0 || ts < from || ts >= to {
+			continue
+		}
+		v := 0.0
+		if ev.Values != nil {
+			v = ev.Values[i]
+			if ev.Valid != nil && !ev.Valid[i] {
+				v = nan
+			}
+		}
+		if err := p.Add(part(id), id, ts, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *Partitions) writeError(err error) error {
 	return fmt.Errorf("spill events to %s (set TMPDIR to a disk with room): %w", p.dir, err)
 }
