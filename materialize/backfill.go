@@ -147,7 +147,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			step("read " + name)
 			continue
 		}
-		t, err := source.Read(src.Path, requests(src, bySource[name]), source.Options{Stats: opt.Stats})
+		t, err := source.Read(src.Path, requests(src, bySource[name]), readOptions(src, bySource[name], covers, opt))
 		if err != nil {
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
@@ -183,6 +183,17 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		step("commit " + ts.ID)
 	}
 	return sum, nil
+}
+
+// readOptions reads only the files that may hold events in some cover of
+// sets: an incremental run skips the files of older days unread.
+func readOptions(src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options) source.Options {
+	r := &source.TimeRange{Column: src.Timestamp, From: math.MaxInt64, To: math.MinInt64}
+	for _, ts := range sets {
+		c := covers[ts.ID]
+		r.From, r.To = min(r.From, c.From), max(r.To, c.To)
+	}
+	return source.Options{Stats: opt.Stats, Time: r}
 }
 
 // committedRows counts the tiles of m's objects inside cover: what a

@@ -72,7 +72,7 @@ func spillSource(ctx context.Context, src *feature.Source, sets []*feature.TileS
 	var events int64
 	var ids []int32
 	part := func(id int32) int { return hashPart(id, parts) }
-	err := source.Stream(ctx, src.Path, requests(src, sets), source.Options{Stats: opt.Stats}, func(_ string, t *source.Table) error {
+	err := source.Stream(ctx, src.Path, requests(src, sets), readOptions(src, sets, covers, opt), func(_ string, t *source.Table) error {
 		events += int64(t.Rows)
 		for _, s := range out {
 			ev := offline.EventsOf(t, s.spec, src.Timestamp, nil)

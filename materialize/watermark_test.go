@@ -51,24 +51,7 @@ func writeEvents(t *testing.T, dir string, all *source.Table, until time.Time, l
 			keep = append(keep, i)
 		}
 	}
-	out := &source.Table{Rows: len(keep)}
-	for _, c := range all.Columns {
-		nc := &source.Column{Name: c.Name, Kind: c.Kind}
-		for _, i := range keep {
-			switch c.Kind {
-			case source.String:
-				nc.Strs = append(nc.Strs, c.Strs[i])
-			case source.Float64:
-				nc.Floats = append(nc.Floats, c.Floats[i])
-			default:
-				nc.Ints = append(nc.Ints, c.Ints[i])
-			}
-			if c.Valid != nil {
-				nc.Valid = append(nc.Valid, c.Valid[i])
-			}
-		}
-		out.Columns = append(out.Columns, nc)
-	}
+	out := pick(all, keep)
 	if err := source.Write(filepath.Join(dir, "events.parquet"), out); err != nil {
 		t.Fatal(err)
 	}

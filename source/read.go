@@ -26,6 +26,7 @@ func Read(path string, req []Request, opt Options) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	files = pruneFiles(files, opt.Time)
 	tables := make([]*Table, len(files))
 	errs := make([]error, len(files))
 	var byteCounts = make([]int64, len(files))

@@ -26,6 +26,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	if err != nil {
 		return err
 	}
+	files = pruneFiles(files, opt.Time)
 	type result struct {
 		t     *Table
 		bytes int64

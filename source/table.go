@@ -163,6 +163,9 @@ type Stats struct {
 // Options tunes Read.
 type Options struct {
 	Stats *Stats // may be nil
+	// Time, when set, skips files that hold no row in its range (see
+	// TimeRange); nil reads every file.
+	Time *TimeRange
 }
 
 // ColumnInfo describes one column of a file, as Schema reports it.

@@ -1,0 +1,68 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// TestTimeRangeSkipsFiles: files whose time statistics lie wholly outside
+// the range are not read; the last file always is, and CSV files (no
+// statistics) are.
+func TestTimeRangeSkipsFiles(t *testing.T) {
+	dir := t.TempDir()
+	const day = int64(86_400_000_000)
+	for d := range 4 {
+		tab := &Table{Rows: 3, Columns: []*Column{{Name: "ts", Kind: Timestamp}, {Name: "v", Kind: Float64}}}
+		for i := range 3 {
+			tab.Columns[0].Ints = append(tab.Columns[0].Ints, int64(d)*day+int64(i)*day/3)
+			tab.Columns[1].Floats = append(tab.Columns[1].Floats, float64(d))
+		}
+		if err := Write(filepath.Join(dir, fmt.Sprintf("day-%d.parquet", d)), tab); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := []Request{{"ts", Time}, {"v", Value}}
+	read := func(r *TimeRange) (files []string, rows int) {
+		err := Stream(context.Background(), dir, req, Options{Time: r}, func(f string, tab *Table) error {
+			files = append(files, filepath.Base(f))
+			rows += tab.Rows
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return files, rows
+	}
+	for _, c := range []struct {
+		r    *TimeRange
+		want string
+	}{
+		{nil, "[day-0.parquet day-1.parquet day-2.parquet day-3.parquet]"},
+		{&TimeRange{"ts", math.MinInt64, math.MaxInt64}, "[day-0.parquet day-1.parquet day-2.parquet day-3.parquet]"},
+		{&TimeRange{"ts", day, 2 * day}, "[day-1.parquet day-3.parquet]"},
+		// The last event of day 1 is at 1d+16h: a range starting then holds it.
+		{&TimeRange{"ts", day + 2*day/3, 2 * day}, "[day-1.parquet day-3.parquet]"},
+		{&TimeRange{"ts", day + 2*day/3 + 1, 2 * day}, "[day-3.parquet]"},
+		{&TimeRange{"ts", 10 * day, 11 * day}, "[day-3.parquet]"},
+		{&TimeRange{"v", day, 2 * day}, "[day-0.parquet day-1.parquet day-2.parquet day-3.parquet]"}, // not a timestamp: no pruning
+	} {
+		if files, _ := read(c.r); fmt.Sprint(files) != c.want {
+			t.Errorf("range %v: read %v, want %s", c.r, files, c.want)
+		}
+	}
+	all := mustRead(t, dir, req)
+	some, err := Read(dir, req, Options{Time: &TimeRange{"ts", 2 * day, 3 * day}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Rows != 12 || some.Rows != 6 {
+		t.Errorf("Read with a range: %d rows of %d, want 6 (days 2 and 3)", some.Rows, all.Rows)
+	}
+	writeFile(t, filepath.Join(dir, "day-0.csv"), "ts,v\n1970-01-01T00:00:00Z,1\n")
+	if files, _ := read(&TimeRange{"ts", 10 * day, 11 * day}); fmt.Sprint(files) != "[day-0.csv day-3.parquet]" {
+		t.Errorf("with a CSV: read %v, want the CSV (no statistics) and the last file", files)
+	}
+}
