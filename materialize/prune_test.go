@@ -51,7 +51,9 @@ func TestIncrementalSkipsOldFiles(t *testing.T) {
 	}
 	ctx := context.Background()
 	inc := openStore(t, filepath.Join(dir, "inc"))
-	day := func(d int, h int) time.Time { return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour) }
+	day := func(d int, h int) time.Time {
+		return t0.Add(time.Duration(d)*24*time.Hour + time.Duration(h)*time.Hour)
+	}
 
 	// First run at day 2, 12:00: days 0-2 and the last file (kept to learn
 	// the column kinds) are read.
