@@ -32,8 +32,10 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		bytes int64
 		err   error
 	}
-	// Decode up to one file per core ahead of fn, delivering in order.
-	ahead := max(1, runtime.GOMAXPROCS(0))
+	// Decode files ahead of fn, delivering in order: one per two cores
+	// (each file's columns decode concurrently already), so that memory
+	// holds few files.
+	ahead := max(1, runtime.GOMAXPROCS(0)/2)
 	results := make([]chan result, len(files))
 	for i := range results {
 		results[i] = make(chan result, 1)
