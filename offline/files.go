@@ -129,26 +129,14 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		}
 		rows = append(rows, int32(i))
 	}
+	ev := &tile.Events{Keys: keys, TS: tc.Ints}
+	if vc != nil {
+		ev.Values, ev.Valid = vc.Floats, vc.Valid
+	}
 	if len(rows) == t.Rows {
-		ev := &tile.Events{Keys: keys, TS: tc.Ints}
-		if vc != nil {
-			ev.Values, ev.Valid = vc.Floats, vc.Valid
-		}
 		return ev
 	}
-	ev := &tile.Events{Keys: tile.Keys{String: keys.String}, TS: gather(tc.Ints, rows)}
-	if keys.String {
-		ev.Keys.Str = gather(keys.Str, rows)
-	} else {
-		ev.Keys.Int = gather(keys.Int, rows)
-	}
-	if vc != nil {
-		ev.Values = gather(vc.Floats, rows)
-		if vc.Valid != nil {
-			ev.Valid = gather(vc.Valid, rows)
-		}
-	}
-	return ev
+	return pickEvents(ev, rows)
 }
 
 // keptEvents streams spec's events of keep's keys, once per (spec, keep).

@@ -34,7 +34,9 @@ const (
 
 // partitions returns how many key partitions the group's rows run as:
 // Engine.Partitions when set, else enough for each to fit in memory.
-func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkeys int) (int, error) {
+// filtered says the mode keeps only a few of the keys' raw events (see
+// rawFilter): they are sized as a sixteenth of the source.
+func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkeys int, filtered bool) (int, error) {
 	parts := e.Partitions
 	if parts == 0 {
 		var need int64
@@ -42,6 +44,9 @@ func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkey
 			n, err := s.CountEvents(ctx, w.g.spec)
 			if err != nil {
 				return 0, err
+			}
+			if filtered {
+				n /= 16
 			}
 			need += n * bytesPerEvent
 		}
@@ -61,19 +66,35 @@ func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkey
 // events, when the mode reads them, are read once and spilled to disk by
 // partition (when Events is an EventStreamer; else read once per partition).
 func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, opt Options, st *Stats) error {
-	parts, err := e.partitions(ctx, w, opt, dict.Len())
+	streamer, _ := e.Events.(EventStreamer)
+	var filter func(*tile.Events) *tile.Events
+	if streamer != nil && w.needsEvents(opt) {
+		filter = rawFilter(w, dict, ids, opt)
+	}
+	parts, err := e.partitions(ctx, w, opt, dict.Len(), filter != nil)
 	if err != nil {
 		return err
 	}
 	st.Partitions = max(st.Partitions, parts)
 	if parts == 1 {
-		load := func(keep *tile.Dict) (*tile.Events, error) { return e.Events.Events(ctx, w.g.spec, keep) }
+		load := func(keep *tile.Dict) (*tile.Events, error) {
+			if filter == nil {
+				return e.Events.Events(ctx, w.g.spec, keep)
+			}
+			// Keep only the events the mode reads, batch by batch.
+			var batches []*tile.Events
+			err := streamer.StreamEvents(ctx, w.g.spec, keep, func(ev *tile.Events) error {
+				batches = append(batches, filter(ev))
+				return nil
+			})
+			return concatEvents(batches), err
+		}
 		return e.runPart(ctx, w, dict, ids, load, opt, st)
 	}
 	partOf := splitKeys(dict, ids, parts)
 	var sp *spill.Partitions
-	if s, ok := e.Events.(EventStreamer); ok && w.needsEvents(opt) {
-		if sp, err = spillEvents(ctx, s, w.g.spec, dict, partOf, parts, e.SpillDir); err != nil {
+	if streamer != nil && w.needsEvents(opt) {
+		if sp, err = spillEvents(ctx, streamer, w.g.spec, dict, partOf, parts, e.SpillDir, filter); err != nil {
 			return err
 		}
 		defer sp.Close()
@@ -122,6 +143,21 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	return nil
 }
 
+// rawFilter returns, for a mode that reads only some raw events of its
+// keys, a filter keeping those: materialized+align reads the head bucket of
+// each row and the coverage gaps. It returns nil when every event of the
+// keys is read.
+func rawFilter(w *groupWork, dict *tile.Dict, ids []int32, opt Options) func(*tile.Events) *tile.Events {
+	if !opt.Materialized || !opt.Align {
+		return nil
+	}
+	heads := newHeadSet(newSpineIndex(w.sp.Times, ids, dict.Len()), w.g.tileSet.Grid)
+	return func(ev *tile.Events) *tile.Events {
+		evIDs := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
+		return pickEvents(ev, heads.keep(evIDs, ev.TS, w.gaps, nil))
+	}
+}
+
 // splitKeys assigns each key of dict to one of parts contiguous key ranges
 // (in key order) of about equal spine rows.
 func splitKeys(dict *tile.Dict, ids []int32, parts int) []uint16 {
@@ -153,7 +189,8 @@ func splitKeys(dict *tile.Dict, ids []int32, parts int) []uint16 {
 
 // spillEvents reads spec's events of dict's keys once and writes each to
 // its key's partition, as (dict id, time, value) with null values as NaN.
-func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *tile.Dict, partOf []uint16, parts int, dir string) (*spill.Partitions, error) {
+// filter, when not nil, selects the events to keep from each batch.
+func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *tile.Dict, partOf []uint16, parts int, dir string, filter func(*tile.Events) *tile.Events) (*spill.Partitions, error) {
 	sp, err := spill.Create(dir, parts, spec.Value != "")
 	if err != nil {
 		return nil, err
@@ -161,6 +198,9 @@ func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *til
 	var ids []int32
 	part := func(id int32) int { return int(partOf[id]) }
 	err = s.StreamEvents(ctx, spec, dict, func(ev *tile.Events) error {
+		if filter != nil {
+			ev = filter(ev)
+		}
 		ids = dict.LookupAll(&ev.Keys, ids[:0])
 		return sp.AddEvents(ev, ids, part, math.MinInt64, math.MaxInt64)
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -310,51 +309,6 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	}
 	p.run(si)
 	return nil
-}
-
-// headEvents keeps the events that lie in the head bucket of some spine row
-// of their key: the only raw events materialized+align reads. Each key's head
-// buckets come sorted from the spine index; an event is kept by a binary
-// search among its key's.
-func headEvents(ev *tile.Events, dict *tile.Dict, sp *spineIndex, g tile.Grid) *tile.Events {
-	nkeys := len(sp.off) - 1
-	hoff := make([]int32, nkeys+1)
-	var heads []int64
-	for k := range nkeys {
-		last := int64(math.MinInt64)
-		for _, r := range sp.order[sp.off[k]:sp.off[k+1]] {
-			if t := sp.times[r]; !g.OnBoundary(t) {
-				if b := g.Floor(t); b != last {
-					heads = append(heads, b)
-					last = b
-				}
-			}
-		}
-		hoff[k+1] = int32(len(heads))
-	}
-	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
-	rows := make([]int32, 0, len(heads))
-	for i, id := range ids {
-		if id < 0 || hoff[id] == hoff[id+1] {
-			continue
-		}
-		if _, ok := slices.BinarySearch(heads[hoff[id]:hoff[id+1]], g.Floor(ev.TS[i])); ok {
-			rows = append(rows, int32(i))
-		}
-	}
-	out := &tile.Events{Keys: tile.Keys{String: ev.Keys.String}, TS: gather(ev.TS, rows)}
-	if ev.Keys.String {
-		out.Keys.Str = gather(ev.Keys.Str, rows)
-	} else {
-		out.Keys.Int = gather(ev.Keys.Int, rows)
-	}
-	if ev.Values != nil {
-		out.Values = gather(ev.Values, rows)
-	}
-	if ev.Valid != nil {
-		out.Valid = gather(ev.Valid, rows)
-	}
-	return out
 }
 
 // eventKeyKind reports whether the events of spec have string keys, loading

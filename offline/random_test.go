@@ -221,13 +221,19 @@ func (s streamMem) CountEvents(context.Context, EventSpec) (int64, error) {
 }
 
 // samePartitioned checks that the query run in key partitions, with events
-// spilled (a streamer) or read per partition, gives want bit for bit.
+// spilled (a streamer) or read per partition, and in one partition with
+// events streamed and filtered to what the mode reads, gives want bit for
+// bit.
 func samePartitioned(t *testing.T, eng *Engine, sp *Spine, refs []feature.Ref, opt Options, want *Result, parts int, what string) {
 	t.Helper()
 	mem := eng.Events.(*memEvents)
-	for _, events := range []Events{mem, streamMem{mem}} {
+	for _, run := range []struct {
+		parts  int
+		events Events
+	}{{parts, mem}, {parts, streamMem{mem}}, {1, streamMem{mem}}} {
+		events := run.events
 		pe := *eng
-		pe.Partitions, pe.Events, pe.SpillDir = parts, events, t.TempDir()
+		pe.Partitions, pe.Events, pe.SpillDir = run.parts, events, t.TempDir()
 		got, err := pe.Query(context.Background(), sp, refs, opt)
 		if err != nil {
 			t.Fatalf("%s in %d partitions (%T): %v", what, parts, events, err)
@@ -236,12 +242,12 @@ func samePartitioned(t *testing.T, eng *Engine, sp *Spine, refs []feature.Ref, o
 			w := want.Columns[k]
 			for r := range col.Values {
 				if math.Float64bits(col.Values[r]) != math.Float64bits(w.Values[r]) || (col.Valid == nil) != (w.Valid == nil) || (col.Valid != nil && col.Valid[r] != w.Valid[r]) {
-					t.Fatalf("%s %s row %d in %d partitions (%T): %v, want %v as in one", what, col.Name, r, parts, events, col.Values[r], w.Values[r])
+					t.Fatalf("%s %s row %d in %d partitions (%T): %v, want %v as in one", what, col.Name, r, run.parts, events, col.Values[r], w.Values[r])
 				}
 			}
 		}
 		if fmt.Sprint(got.Stats.Fallback, got.Stats.OffBoundary) != fmt.Sprint(want.Stats.Fallback, want.Stats.OffBoundary) {
-			t.Fatalf("%s in %d partitions: stats %v %v, want %v %v", what, parts, got.Stats.Fallback, got.Stats.OffBoundary, want.Stats.Fallback, want.Stats.OffBoundary)
+			t.Fatalf("%s in %d partitions: stats %v %v, want %v %v", what, run.parts, got.Stats.Fallback, got.Stats.OffBoundary, want.Stats.Fallback, want.Stats.OffBoundary)
 		}
 	}
 }
