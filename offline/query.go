@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -275,6 +276,9 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, events func(keep *tile.Dict) (*tile.Events, error), opt Options, st *Stats) error {
 	g, sp := w.g, w.sp
 	p := &plan{opt: opt, outs: g.outs}
+	// The spine index needs no data: build it while the data loads.
+	index := make(chan *spineIndex, 1)
+	go func() { index <- newSpineIndex(sp.Times, ids, dict.Len()) }()
 	var ev *tile.Events
 	if w.needsEvents(opt) {
 		var err error
@@ -285,15 +289,27 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	}
 	if !opt.Materialized {
 		p.a = eventSeries(ev, dict, g.needs)
-		p.run(newSpineIndex(sp.Times, ids, dict.Len()))
+		p.run(<-index)
 		return nil
 	}
 
 	ts := g.tileSet
 	set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: w.strKey}}
 	if w.m != nil {
+		// A key filter prunes objects and row groups when the spine holds few
+		// of the tile set's keys. When it holds many, checking every key of
+		// the store costs more than decoding the tiles it would skip: spines
+		// follow activity, so the keys they miss are mostly the tail's, with
+		// few tiles (the benchmark's spine holds a third of the keys and
+		// 83% of the tiles). The series ignores keys outside the spine. A
+		// key partition of a query larger than memory (rows of other
+		// partitions have id -1) always filters, to hold its keys' alone.
+		keep := &tilestore.KeyFilter{} // nil maps: every key
+		if keys, _ := w.m.Keys(); int64(dict.Len())*4 < keys || slices.Contains(ids, -1) {
+			keep = keyFilter(dict)
+		}
 		var err error
-		set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keyFilter(dict))
+		set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keep)
 		if err != nil {
 			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
 		}
@@ -303,7 +319,7 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 		set.AppendAll(tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
 	}
 	p.a = tileSeries(set, dict)
-	si := newSpineIndex(sp.Times, ids, dict.Len())
+	si := <-index
 	if opt.Align {
 		p.b = eventSeries(headEvents(ev, dict, si, ts.Grid), dict, g.needs)
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/tile"
@@ -13,12 +14,14 @@ import (
 
 // series is a sequence of points (raw events or tiles) of the spine's keys,
 // grouped by spine key id and sorted by position (event time or bucket start)
-// within each key: key g's points are [off[g], off[g+1]).
+// within each key: key g's points are [first[g], end[g]). The columns may
+// hold points of keys outside the spine between the segments (tiles read in
+// place from a set).
 type series struct {
-	tiles bool
-	needs aggregate.Needs
-	off   []int32
-	pos   []int64
+	tiles      bool
+	needs      aggregate.Needs
+	first, end []int32
+	pos        []int64
 	// tiles
 	count, n          []int64
 	sum, m2, min, max []float64
@@ -49,7 +52,7 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 	}
 	total := int(off[n])
 	withValues := needs.HasValues()
-	s := &series{needs: needs, off: off, pos: make([]int64, total)}
+	s := &series{needs: needs, first: off[:n], end: off[1:], pos: make([]int64, total)}
 	if withValues {
 		s.vals = make([]float64, total)
 		if ev.Valid != nil {
@@ -114,25 +117,92 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 }
 
 // tileSeries keeps the tiles whose key is in dict, grouped and sorted.
+// Tiles from the store come sorted by (key, start): each key's tiles are
+// then one run of the set, read in place, and only the first tile of a run
+// looks its key up. Other sets (with fallback tiles appended) are gathered.
 func tileSeries(set *tile.Set, dict *tile.Dict) *series {
-	ids := dict.LookupAll(&set.Keys, make([]int32, 0, set.Len()))
-	order, off := tile.GroupBy(ids, dict.Len())
-	sortSegments(order, off, set.Start)
-	s := &series{tiles: true, needs: set.Needs, off: off}
-	s.pos = gather(set.Start, order)
-	s.count = gather(set.Count, order)
-	s.n = gather(set.N, order)
-	s.sum = gather(set.Sum, order)
-	s.m2 = gather(set.M2, order)
-	s.min = gather(set.Min, order)
-	s.max = gather(set.Max, order)
-	if s.n != nil {
+	s := &series{tiles: true, needs: set.Needs}
+	if !tileRuns(set, dict, s) {
+		ids := dict.LookupAll(&set.Keys, make([]int32, 0, set.Len()))
+		order, off := tile.GroupBy(ids, dict.Len())
+		sortSegments(order, off, set.Start)
+		s.first, s.end = off[:dict.Len()], off[1:]
+		s.pos = gather(set.Start, order)
+		s.count = gather(set.Count, order)
+		s.n = gather(set.N, order)
+		s.sum = gather(set.Sum, order)
+		s.m2 = gather(set.M2, order)
+		s.min = gather(set.Min, order)
+		s.max = gather(set.Max, order)
+	}
+	if s.n != nil && s.needs&(aggregate.NeedMin|aggregate.NeedMax) != 0 {
+		// Only the sliding min and max skip tiles without a value.
 		s.valid = make([]bool, len(s.n))
 		for i, n := range s.n {
 			s.valid[i] = n > 0
 		}
 	}
 	return s
+}
+
+// tileRuns points s at the columns of set when every key's tiles form one
+// run sorted by start, setting each spine key's run; it reports false, and
+// leaves s alone, otherwise.
+func tileRuns(set *tile.Set, dict *tile.Dict, s *series) bool {
+	n := set.Len()
+	if n >= math.MaxInt32 {
+		return false
+	}
+	// Run starts: where the key changes. About one run per spine key.
+	hint := min(n, 2*dict.Len())
+	starts := make([]int32, 0, hint)
+	keys := tile.Keys{String: set.Keys.String}
+	if keys.String {
+		keys.Str = make([]string, 0, hint)
+	} else {
+		keys.Int = make([]int64, 0, hint)
+	}
+	if set.Keys.String {
+		k := set.Keys.Str
+		for i := range n {
+			if i == 0 || k[i] != k[i-1] {
+				starts = append(starts, int32(i))
+				keys.Str = append(keys.Str, k[i])
+			} else if set.Start[i] <= set.Start[i-1] {
+				return false
+			}
+		}
+	} else {
+		k := set.Keys.Int
+		for i := range n {
+			if i == 0 || k[i] != k[i-1] {
+				starts = append(starts, int32(i))
+				keys.Int = append(keys.Int, k[i])
+			} else if set.Start[i] <= set.Start[i-1] {
+				return false
+			}
+		}
+	}
+	ids := dict.LookupAll(&keys, make([]int32, 0, len(starts)))
+	first := make([]int32, dict.Len())
+	end := make([]int32, dict.Len())
+	for j, id := range ids {
+		if id < 0 {
+			continue
+		}
+		if end[id] != 0 { // the key has two runs: the set is not sorted by key
+			return false
+		}
+		e := int32(n)
+		if j+1 < len(starts) {
+			e = starts[j+1]
+		}
+		first[id], end[id] = starts[j], e
+	}
+	s.first, s.end = first, end
+	s.pos, s.count, s.n = set.Start, set.Count, set.N
+	s.sum, s.m2, s.min, s.max = set.Sum, set.M2, set.Min, set.Max
+	return true
 }
 
 func gather[T any](col []T, order []int32) []T {
@@ -146,42 +216,120 @@ func gather[T any](col []T, order []int32) []T {
 	return out
 }
 
-// groupByThenPos orders the rows with id >= 0 by (id, pos): a radix sort by
-// position, then a stable counting sort by id. Rows of id g are
+// groupByThenPos orders the rows with id >= 0 by (id, pos) and returns the
+// positions in that order too (at[i] = pos[order[i]]): rows of id g are
 // order[off[g]:off[g+1]].
-func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32) {
-	lo := int64(math.MaxInt64)
-	kept := 0
-	for i, id := range ids {
-		if id >= 0 {
-			lo = min(lo, pos[i])
-			kept++
-		}
+//
+// A counting sort by id, split over the cores (each part of the rows counts
+// its ids, then writes its rows after those of the earlier parts, so the
+// sort is stable), carries each row's position along; then each id's
+// segment is sorted by position, which costs one scan for segments already
+// in order (rows in time order, as spines usually are).
+func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32, at []int64) {
+	rows := len(ids)
+	parts := max(1, min(runtime.GOMAXPROCS(0), rows/(1<<16)))
+	counts := make([][]int32, parts)
+	var wg sync.WaitGroup
+	for q := range parts {
+		wg.Go(func() {
+			c := make([]int32, n)
+			for _, id := range ids[rows*q/parts : rows*(q+1)/parts] {
+				if id >= 0 {
+					c[id]++
+				}
+			}
+			counts[q] = c
+		})
 	}
-	keys := make([]uint64, 0, kept)
-	idx := make([]int32, 0, kept)
-	for i, id := range ids {
-		if id >= 0 {
-			keys = append(keys, uint64(pos[i]-lo)) // fits: pos[i] >= lo
-			idx = append(idx, int32(i))
-		}
-	}
-	tile.SortByKey(keys, idx, nil, nil)
+	wg.Wait()
+	// off[g] = rows of ids < g; counts[q][g] becomes part q's first slot of id g.
 	off = make([]int32, n+1)
-	for _, r := range idx {
-		off[ids[r]+1]++
-	}
+	var sum int32
 	for g := range n {
-		off[g+1] += off[g]
+		off[g] = sum
+		for q := range parts {
+			c := counts[q][g]
+			counts[q][g] = sum
+			sum += c
+		}
 	}
-	order = make([]int32, len(idx))
-	next := slices.Clone(off[:n])
-	for _, r := range idx {
-		g := ids[r]
-		order[next[g]] = r
-		next[g]++
+	off[n] = sum
+	order = make([]int32, sum)
+	at = make([]int64, sum)
+	for q := range parts {
+		wg.Go(func() {
+			next := counts[q]
+			lo := rows * q / parts
+			for i, id := range ids[lo : rows*(q+1)/parts] {
+				if id >= 0 {
+					k := next[id]
+					next[id]++
+					order[k] = int32(lo + i)
+					at[k] = pos[lo+i]
+				}
+			}
+		})
 	}
-	return order, off
+	wg.Wait()
+	sortRuns(order, off, at)
+	return order, off, at
+}
+
+// sortRuns sorts each segment [off[g], off[g+1]) of at, moving order along,
+// with the segments shared among the cores in chunks.
+func sortRuns(order, off []int32, at []int64) {
+	n := len(off) - 1
+	const chunk = 1024
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), (n+chunk-1)/chunk)) {
+		wg.Go(func() {
+			var keys, tmpK []uint64
+			var tmpI []int32
+			for {
+				lo := int(next.Add(chunk)) - chunk
+				if lo >= n {
+					return
+				}
+				for g := lo; g < min(lo+chunk, n); g++ {
+					a, b := off[g], off[g+1]
+					keys, tmpK, tmpI = sortByPos(order[a:b], at[a:b], keys, tmpK, tmpI)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// sortByPos sorts pos ascending, moving rows along: an insertion sort while
+// it needs few moves (segments nearly in order, as in a spine exported
+// in rough time order), else an LSD radix sort on positions relative to the
+// least. keys, tmpK and tmpI are scratch, returned for reuse.
+func sortByPos(rows []int32, pos []int64, keys, tmpK []uint64, tmpI []int32) ([]uint64, []uint64, []int32) {
+	budget := 8*len(pos) + 64 // element moves
+	for i := 1; i < len(pos) && budget >= 0; i++ {
+		p, r := pos[i], rows[i]
+		j := i
+		for ; j > 0 && pos[j-1] > p; j-- {
+			pos[j], rows[j] = pos[j-1], rows[j-1]
+		}
+		pos[j], rows[j] = p, r
+		budget -= i - j
+	}
+	if budget >= 0 {
+		return keys, tmpK, tmpI
+	}
+	lo := slices.Min(pos)
+	keys = keys[:0]
+	for _, p := range pos {
+		keys = append(keys, uint64(p-lo)) // fits: p >= lo
+	}
+	tmpK, tmpI = slices.Grow(tmpK[:0], len(pos)), slices.Grow(tmpI[:0], len(pos))
+	tile.SortByKey(keys, rows, tmpK[:len(pos)], tmpI[:len(pos)])
+	for i, k := range keys {
+		pos[i] = int64(k) + lo
+	}
+	return keys, tmpK, tmpI
 }
 
 // sortSegments sorts each key's rows by position. The order among equal
@@ -208,9 +356,19 @@ type view struct {
 	valid  []bool
 }
 
-// load points v at key g's segment and builds its prefix sums.
-func (v *view) load(s *series, g int) {
-	a, b := s.off[g], s.off[g+1]
+// load points v at the points of key g's segment with positions in
+// [lo, hi) and builds their prefix sums.
+func (v *view) load(s *series, g int, lo, hi int64) {
+	a, b := s.first[g], s.end[g]
+	// Points past the last row's range are usually few: a scan from the end
+	// finds them at less cost than the prefix sums they would take.
+	for b > a && s.pos[b-1] >= hi {
+		b--
+	}
+	if lo != math.MinInt64 && a < b {
+		i, _ := slices.BinarySearch(s.pos[a:b], lo)
+		a += int32(i)
+	}
 	v.pos = s.pos[a:b]
 	v.valid = nil
 	if s.valid != nil {

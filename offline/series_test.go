@@ -32,7 +32,7 @@ func TestEventSeriesParts(t *testing.T) {
 		t.Fatal("series differ between 1 and 4 parts")
 	}
 	for g := range dict.Len() {
-		seg := one.pos[one.off[g]:one.off[g+1]]
+		seg := one.pos[one.first[g]:one.end[g]]
 		for i := 1; i < len(seg); i++ {
 			if seg[i-1] > seg[i] {
 				t.Fatalf("key %d not sorted by time", g)

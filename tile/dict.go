@@ -37,27 +37,107 @@ func (d *Dict) Len() int {
 }
 
 // AddAll adds every key of k and returns the id of each row, appended to ids.
+// New keys get ids in order of first appearance in k; keys of the other
+// type than d's get -1. Large inputs are split
+// over the cores: each part numbers its own keys in a private table, then the
+// parts' distinct keys are merged into d in part order (which keeps the
+// first-appearance order) and every row's local id is mapped to d's.
 func (d *Dict) AddAll(k *Keys, ids []int32) []int32 {
-	if d.String {
-		for _, s := range k.Str {
-			id, ok := d.strs[s]
-			if !ok {
-				id = int32(len(d.strOf))
-				d.strs[s] = id
-				d.strOf = append(d.strOf, s)
-			}
-			ids = append(ids, id)
+	n := k.Len()
+	base := len(ids)
+	ids = slices.Grow(ids, n)[:base+n]
+	out := ids[base:]
+	if k.String != d.String { // keys of the other type cannot be added
+		for i := range out {
+			out[i] = -1
 		}
 		return ids
 	}
-	for _, x := range k.Int {
-		id, added := d.ints.put(x, int32(len(d.intOf)))
-		if added {
-			d.intOf = append(d.intOf, x)
-		}
-		ids = append(ids, id)
+	parts := min(runtime.GOMAXPROCS(0), n/minAddPerPart)
+	if parts <= 1 {
+		d.addRange(k, 0, n, out)
+		return ids
 	}
+	locals := make([]*Dict, parts)
+	var wg sync.WaitGroup
+	for q := range parts {
+		lo, hi := n*q/parts, n*(q+1)/parts
+		locals[q] = NewDict(d.String)
+		if !d.String {
+			locals[q].ints = newIntTable(min(hi-lo, 1<<16))
+		}
+		wg.Go(func() { locals[q].addRange(k, lo, hi, out[lo:hi]) })
+	}
+	wg.Wait()
+	if !d.String {
+		most := 0
+		for _, l := range locals {
+			most = max(most, l.Len())
+		}
+		d.ints.reserve(d.Len() + most)
+	}
+	maps := make([][]int32, parts) // local id -> id in d
+	for q, l := range locals {
+		m := make([]int32, l.Len())
+		if d.String {
+			d.strOf = slices.Grow(d.strOf, l.Len())
+			for i, s := range l.strOf {
+				m[i] = d.addStr(s)
+			}
+		} else {
+			d.intOf = slices.Grow(d.intOf, l.Len())
+			for i, x := range l.intOf {
+				m[i] = d.addInt(x)
+			}
+		}
+		maps[q] = m
+	}
+	for q := range parts {
+		lo, hi := n*q/parts, n*(q+1)/parts
+		m := maps[q]
+		wg.Go(func() {
+			for i, id := range out[lo:hi] {
+				out[lo+i] = m[id]
+			}
+		})
+	}
+	wg.Wait()
 	return ids
+}
+
+// minAddPerPart is the least number of rows AddAll gives one core: below it,
+// merging the parts costs more than the parallel hashing saves.
+const minAddPerPart = 1 << 17
+
+// addRange adds the keys of rows [lo, hi) of k, writing their ids to out.
+func (d *Dict) addRange(k *Keys, lo, hi int, out []int32) {
+	if d.String {
+		for i, s := range k.Str[lo:hi] {
+			out[i] = d.addStr(s)
+		}
+		return
+	}
+	for i, x := range k.Int[lo:hi] {
+		out[i] = d.addInt(x)
+	}
+}
+
+func (d *Dict) addStr(s string) int32 {
+	id, ok := d.strs[s]
+	if !ok {
+		id = int32(len(d.strOf))
+		d.strs[s] = id
+		d.strOf = append(d.strOf, s)
+	}
+	return id
+}
+
+func (d *Dict) addInt(x int64) int32 {
+	id, added := d.ints.put(x, int32(len(d.intOf)))
+	if added {
+		d.intOf = append(d.intOf, x)
+	}
+	return id
 }
 
 // LookupAll appends the id of each key of k to ids, -1 for keys not in d.

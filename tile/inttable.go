@@ -66,9 +66,20 @@ func (t *intTable) put(k int64, next int32) (id int32, added bool) {
 	}
 }
 
-func (t *intTable) grow() {
+func (t *intTable) grow() { t.rehash(2 * len(t.keys)) }
+
+// reserve makes room for n keys in all, so that adding up to n keys
+// rehashes no more.
+func (t *intTable) reserve(n int) {
+	if 2*n > len(t.keys) {
+		t.rehash(2 * n)
+	}
+}
+
+// rehash moves every entry into a table of at least capacity slots.
+func (t *intTable) rehash(capacity int) {
 	keys, ids := t.keys, t.ids
-	t.init(2 * len(keys))
+	t.init(capacity)
 	mask := uint64(len(t.keys) - 1)
 	for j, id := range ids {
 		if id == 0 {

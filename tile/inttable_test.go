@@ -64,3 +64,27 @@ func BenchmarkDictLookup(b *testing.B) {
 	}
 	b.ReportMetric(float64(runs*len(probe))/b.Elapsed().Seconds(), "lookups/s")
 }
+
+// TestIntTableReserve: after reserve(n), adding n keys keeps every entry
+// (including those from before) and rehashes no more.
+func TestIntTableReserve(t *testing.T) {
+	tab := newIntTable(0)
+	for k := range int64(10) {
+		tab.put(k*3, int32(k))
+	}
+	tab.reserve(5000)
+	size := len(tab.keys)
+	for k := range int64(5000) {
+		if id, added := tab.put(k*3, int32(k)); id != int32(k) || added != (k >= 10) {
+			t.Fatalf("put(%d) = %d, %v", k*3, id, added)
+		}
+	}
+	if len(tab.keys) != size {
+		t.Fatalf("table grew from %d to %d slots after reserve", size, len(tab.keys))
+	}
+	for k := range int64(5000) {
+		if got := tab.get(k * 3); got != int32(k) {
+			t.Fatalf("get(%d) = %d, want %d", k*3, got, k)
+		}
+	}
+}

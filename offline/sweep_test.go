@@ -1,0 +1,239 @@
+package offline
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/sample"
+	"github.com/tessera-fe/tessera/tile"
+	"github.com/tessera-fe/tessera/tilestore"
+)
+
+// setTiles serves whole prebuilt tile sets, sorted by (key, start) as a
+// store returns them, ignoring the range and key filter: a store whose
+// reads cost nothing, so that a benchmark times the query alone.
+type setTiles map[string]*tile.Set
+
+func (s setTiles) Manifest(_ context.Context, id string) (*tilestore.Manifest, error) {
+	set := s[id]
+	if set == nil {
+		return nil, nil
+	}
+	return &tilestore.Manifest{TileSet: id, Needs: set.Needs, StringKeys: set.Keys.String,
+		Coverage: []tilestore.Range{{From: math.MinInt64, To: math.MaxInt64}}}, nil
+}
+
+func (s setTiles) Load(_ context.Context, m *tilestore.Manifest, _ tilestore.Range, _ *tilestore.KeyFilter) (*tile.Set, error) {
+	return s[m.TileSet], nil
+}
+
+// sweepBenchConfig is the training set of the benchmark harness: sum, count
+// and mean over 7d, 30d and all, from one tile set.
+const sweepBenchConfig = `sources:
+  transactions: {path: events, timestamp: ts}
+entities:
+  user: {key: user_id}
+features:
+  user.amount_sum:   {source: transactions, aggregation: sum,   value: amount, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+  user.amount_mean:  {source: transactions, aggregation: mean,  value: amount, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+  user.amount_count: {source: transactions, aggregation: count, windows: [7d, 30d, all], materialization: {bucket_duration: 4h}}
+`
+
+// BenchmarkMaterialized measures spine rows/s of the materialized query of
+// sum, count and mean over 7d, 30d and all (9 columns) with tiles already in
+// memory: dictionary, spine grouping, tile series, sweep and output. The
+// size follows TESSERA_BENCH_SCALE like BenchmarkQuery.
+func BenchmarkMaterialized(b *testing.B) {
+	nev, nrows := benchScale()
+	spec := sample.Default()
+	spec.Events, spec.SpineRows, spec.Users = nev, nrows, uint64(max(1000, nev/50))
+	events := sample.Events(spec)
+	spt := sample.Spine(spec, events)
+	cfg, err := feature.Parse("bench.yaml", []byte(sweepBenchConfig))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := cfg.TileSets()[0]
+	store := setTiles{ts.ID: tile.Build(EventsOf(events, EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}, "ts", nil),
+		ts.Grid, ts.Needs, math.MinInt64, math.MaxInt64)}
+	sp := &Spine{Keys: tile.Keys{Int: spt.Column("user_id").Ints}, Times: spt.Column("ts").Ints}
+	var refs []feature.Ref
+	for _, f := range []string{"amount_sum", "amount_count", "amount_mean"} {
+		for _, w := range []string{"7d", "30d", "all"} {
+			r, err := feature.ParseRef("user." + f + "[" + w + "]")
+			if err != nil {
+				b.Fatal(err)
+			}
+			refs = append(refs, r)
+		}
+	}
+	eng := &Engine{Config: cfg, Events: tableEvents{t: events, ts: "ts"}, Tiles: store}
+	b.ReportAllocs()
+	runs := 0
+	for b.Loop() {
+		if _, err := eng.Query(context.Background(), sp, refs, Options{Materialized: true}); err != nil {
+			b.Fatal(err)
+		}
+		runs++
+	}
+	b.ReportMetric(float64(runs*len(sp.Times))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestGroupByThenPos: rows grouped by id, sorted by position within an id
+// (runs short and long, sorted or not), rows with id -1 left out, and the
+// same result whether one or several cores share the work.
+func TestGroupByThenPos(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const n, nkeys = 300_000, 5000
+	ids := make([]int32, n)
+	pos := make([]int64, n)
+	for i := range ids {
+		switch {
+		case i%17 == 0:
+			ids[i] = -1
+		case i%3 == 0:
+			ids[i] = int32(rng.IntN(4)) // long runs, out of order
+		default:
+			ids[i] = int32(rng.IntN(nkeys))
+		}
+		pos[i] = rng.Int64N(1<<50) - 1<<49
+		if ids[i] == 7 {
+			pos[i] = int64(i) // a long run already in order
+		}
+	}
+	group := func(procs int) ([]int32, []int32, []int64) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		return groupByThenPos(ids, pos, nkeys)
+	}
+	order, off, at := group(1)
+	order4, off4, at4 := group(4)
+	if !slices.Equal(off, off4) || !slices.Equal(at, at4) {
+		t.Fatal("offsets or positions differ between 1 and 4 cores")
+	}
+	_ = order4
+	seen := make([]bool, n)
+	for g := range nkeys {
+		for i := off[g]; i < off[g+1]; i++ {
+			r := order[i]
+			if ids[r] != int32(g) || at[i] != pos[r] || seen[r] {
+				t.Fatalf("slot %d: row %d (id %d, pos %d) under key %d with pos %d, seen %v", i, r, ids[r], pos[r], g, at[i], seen[r])
+			}
+			seen[r] = true
+			if i > off[g] && at[i-1] > at[i] {
+				t.Fatalf("key %d not sorted by position at slot %d", g, i)
+			}
+		}
+	}
+	for r, id := range ids {
+		if (id >= 0) != seen[r] {
+			t.Fatalf("row %d with id %d kept %v", r, id, seen[r])
+		}
+	}
+}
+
+// TestTileSeriesInPlace: a set sorted by (key, start) is read in place and
+// gives every spine key the same points as the gathering path, which serves
+// sets that are not sorted.
+func TestTileSeriesInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	ev := &tile.Events{}
+	for range 50_000 {
+		ev.Keys.Int = append(ev.Keys.Int, rng.Int64N(3000)*7)
+		ev.TS = append(ev.TS, rng.Int64N(1e12))
+		ev.Values = append(ev.Values, float64(rng.IntN(100)))
+	}
+	needs := aggregate.Mean.Needs() | aggregate.Max.Needs()
+	set := tile.Build(ev, tile.Grid{Width: 3600e6}, needs, math.MinInt64, math.MaxInt64)
+	dict := tile.NewDict(false)
+	dict.AddAll(&tile.Keys{Int: ev.Keys.Int[:2000]}, nil) // some keys have no spine row
+	dict.AddAll(&tile.Keys{Int: []int64{-5}}, nil)        // and a spine key no tile
+	// The same tiles shuffled: not sorted, so gathered.
+	perm := rng.Perm(set.Len())
+	shuffled := &tile.Set{Needs: set.Needs}
+	for _, i := range perm {
+		shuffled.Append(set.Keys.Int[i], "", set.Start[i], set.State(i))
+	}
+	in := tileSeries(set, dict)
+	if &in.pos[0] != &set.Start[0] {
+		t.Fatal("a sorted set was copied, not read in place")
+	}
+	ga := tileSeries(shuffled, dict)
+	for g := range dict.Len() {
+		a, b := in.first[g], in.end[g]
+		c, d := ga.first[g], ga.end[g]
+		for _, col := range []struct{ x, y []int64 }{{in.pos, ga.pos}, {in.count, ga.count}, {in.n, ga.n}} {
+			if !slices.Equal(col.x[a:b], col.y[c:d]) {
+				t.Fatalf("key %d: in place %v, gathered %v", dict.IntKey(int32(g)), col.x[a:b], col.y[c:d])
+			}
+		}
+		for _, col := range []struct{ x, y []float64 }{{in.sum, ga.sum}, {in.max, ga.max}} {
+			if !slices.Equal(col.x[a:b], col.y[c:d]) {
+				t.Fatalf("key %d: in place %v, gathered %v", dict.IntKey(int32(g)), col.x[a:b], col.y[c:d])
+			}
+		}
+		if !slices.Equal(in.valid[a:b], ga.valid[c:d]) {
+			t.Fatalf("key %d: valid flags differ", dict.IntKey(int32(g)))
+		}
+	}
+	// A key whose tiles form two runs is gathered too.
+	split := &tile.Set{Needs: set.Needs}
+	split.AppendAll(set)
+	split.Append(set.Keys.Int[0], "", set.Start[set.Len()-1]+3600e6, set.State(0))
+	if s := tileSeries(split, dict); len(s.pos) == len(split.Start) && &s.pos[0] == &split.Start[0] {
+		t.Fatal("a set with a key in two runs was read in place")
+	}
+}
+
+// TestOutBuffer: records put in spine index order land in their input rows,
+// values and valid flags, with more outputs than fit one word of flags.
+func TestOutBuffer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	const rows, outs = 170_000, 66
+	order := make([]int32, 0, rows)
+	for _, r := range rng.Perm(rows) {
+		if r%5 != 0 { // rows of other parts are not in the index
+			order = append(order, int32(r))
+		}
+	}
+	value := func(r, k int) float64 { return float64(r)*100 + float64(k) }
+	okOf := func(r, k int) bool { return (r+k)%3 != 0 }
+	cols := make([]*Column, outs)
+	for k := range cols {
+		cols[k] = &Column{Values: make([]float64, rows)}
+		if k%2 == 1 {
+			cols[k].Valid = make([]bool, rows)
+		}
+	}
+	for _, procs := range []int{1, 3} {
+		func() {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			b := newOutBuffer(order, rows, outs)
+			vals, oks := make([]float64, outs), make([]bool, outs)
+			for i, r := range order {
+				for k := range outs {
+					vals[k], oks[k] = value(int(r), k), okOf(int(r), k)
+				}
+				b.put(i, vals, oks)
+			}
+			b.copyTo(cols)
+			b.release()
+		}()
+		for r := range rows {
+			for k, c := range cols {
+				want, wantOK := value(r, k), okOf(r, k)
+				if r%5 == 0 {
+					want, wantOK = 0, false
+				}
+				if c.Values[r] != want || c.Valid != nil && c.Valid[r] != wantOK {
+					t.Fatalf("procs %d: row %d output %d = %v, %v; want %v, %v", procs, r, k, c.Values[r], c.Valid != nil && c.Valid[r], want, wantOK)
+				}
+			}
+		}
+	}
+}
