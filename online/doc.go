@@ -22,6 +22,10 @@
 // covered bucket changes when a backfill (its lookback) re-tiles it from the
 // source files.
 //
+// An ingest request may carry an idempotency key (IngestOnce): its events
+// and a receipt of its result are stored in one atomic write, and a retry
+// with the same key and body is answered from the receipt.
+//
 // Ingested events older than the watermark minus the retention are pruned
 // after each backfill; queries whose head bucket lies before that horizon are
 // refused, since its events are gone (use the offline query for the past).

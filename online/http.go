@@ -1,16 +1,18 @@
 package online
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,14 +37,6 @@ type queryBody struct {
 	Now     string           `json:"now,omitempty"`
 }
 
-// queryReply is the answer of POST /v1/query: per output, one value per
-// input row (null where the value is null).
-type queryReply struct {
-	Now     string           `json:"now"`
-	Outputs []string         `json:"outputs"`
-	Values  map[string][]any `json:"values"`
-}
-
 // Handler returns the HTTP API: POST /v1/query, POST /v1/events/{source},
 // GET /healthz, /readyz and /metrics.
 func (s *Service) Handler(opt HTTPOptions) http.Handler {
@@ -53,8 +47,8 @@ func (s *Service) Handler(opt HTTPOptions) http.Handler {
 		opt.Timeout = 10 * time.Second
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/query", s.instrument("query", opt, s.serveQuery))
-	mux.Handle("POST /v1/events/{source}", s.instrument("events", opt, s.serveEvents))
+	mux.Handle("POST /v1/query", s.instrument("query", opt, false, s.serveQuery))
+	mux.Handle("POST /v1/events/{source}", s.instrument("events", opt, true, s.serveEvents))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
@@ -66,7 +60,7 @@ func (s *Service) Handler(opt HTTPOptions) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if _, err := s.events.Read(ctx, []store.Span{storeSpanProbe}); err != nil {
+		if _, err := s.store.Read(ctx, []store.Span{storeSpanProbe}); err != nil {
 			http.Error(w, "online store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -80,9 +74,13 @@ func (s *Service) Handler(opt HTTPOptions) http.Handler {
 }
 
 // instrument adds authentication, body and time bounds and the latency
-// metric to an API handler.
-func (s *Service) instrument(route string, opt HTTPOptions, h func(w http.ResponseWriter, r *http.Request) int) http.Handler {
+// metric to an API handler. A detached handler keeps working when the
+// client goes away (only the timeout stops it): an ingest whose body has
+// arrived is stored or refused as a whole, whatever the connection does, so
+// that a client retrying with its Idempotency-Key gets a definite answer.
+func (s *Service) instrument(route string, opt HTTPOptions, detach bool, h func(ctx context.Context, w http.ResponseWriter, r *http.Request, opt *HTTPOptions) int) http.Handler {
 	want := []byte("Bearer " + opt.AuthToken)
+	ok := s.Metrics.Requests.WithLabelValues(route, "200")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		var code int
@@ -90,55 +88,152 @@ func (s *Service) instrument(route string, opt HTTPOptions, h func(w http.Respon
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tessera"`)
 			code = writeError(w, http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <token>")
 		} else {
-			ctx, cancel := context.WithTimeout(r.Context(), opt.Timeout)
-			r = r.WithContext(ctx)
-			r.Body = http.MaxBytesReader(w, r.Body, opt.MaxBody)
-			code = h(w, r)
+			parent := r.Context()
+			if detach {
+				parent = context.WithoutCancel(parent)
+			}
+			ctx, cancel := context.WithTimeout(parent, opt.Timeout)
+			code = h(ctx, w, r, &opt)
 			cancel()
+		}
+		if code == http.StatusOK {
+			ok.Observe(time.Since(start).Seconds())
+			return
 		}
 		s.Metrics.Requests.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 	})
 }
 
-func (s *Service) serveQuery(w http.ResponseWriter, r *http.Request) int {
-	var body queryBody
-	dec := json.NewDecoder(r.Body)
-	dec.UseNumber()
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		return writeErr(w, queryDecodeErr(err))
-	}
-	if dec.More() {
-		return writeError(w, http.StatusBadRequest, "unexpected data after the JSON object")
-	}
-	q := Query{Inputs: body.Inputs, Outputs: body.Outputs}
-	if body.Now != "" {
-		us, err := parseTime(body.Now)
-		if err != nil {
-			return writeError(w, http.StatusBadRequest, "now: "+err.Error())
+// queryState is the reusable memory of one query request.
+type queryState struct {
+	body  []byte
+	scan  queryScan
+	req   request
+	reply []byte
+}
+
+var queryStates = sync.Pool{New: func() any { return new(queryState) }}
+
+// maxPooled bounds the buffers kept for reuse.
+const maxPooled = 1 << 20
+
+// readBody reads all of r into buf, failing past limit bytes.
+func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
 		}
-		q.Now = time.UnixMicro(us).UTC()
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return buf, &http.MaxBytesError{Limit: limit}
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
-	res, err := s.Query(r.Context(), q)
+}
+
+var jsonContentType = []string{"application/json"}
+
+func (s *Service) serveQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, opt *HTTPOptions) int {
+	st := queryStates.Get().(*queryState)
+	defer func() {
+		if cap(st.body) <= maxPooled && cap(st.reply) <= maxPooled {
+			queryStates.Put(st)
+		}
+	}()
+	var err error
+	st.body, err = readBody(r.Body, st.body[:0], opt.MaxBody)
+	if err != nil {
+		return writeErr(w, readErr(err))
+	}
+	q := &st.req
+	if parseQuery(st.body, &st.scan) {
+		q.inputs, q.outputs, q.now = q.inputs[:0], q.outputs[:0], time.Time{}
+		for _, in := range st.scan.inputs {
+			var keys []keyIn
+			if n := len(q.inputs); n < cap(q.inputs) {
+				keys = q.inputs[:n+1][n].keys[:0]
+			}
+			for _, k := range in.keys {
+				keys = append(keys, keyIn{text: string(k.text), num: k.num})
+			}
+			q.inputs = append(q.inputs, input{name: string(in.name), keys: keys})
+		}
+		// In name order, as decodeQuery gives them.
+		slices.SortFunc(q.inputs, func(a, b input) int { return strings.Compare(a.name, b.name) })
+		for _, o := range st.scan.outputs {
+			text, ok := s.cachedOutput(o)
+			if !ok {
+				text = string(o)
+			}
+			q.outputs = append(q.outputs, text)
+		}
+		if st.scan.hasNow {
+			us, err := parseTime(string(st.scan.now))
+			if err != nil {
+				return writeError(w, http.StatusBadRequest, "now: "+err.Error())
+			}
+			q.now = time.UnixMicro(us).UTC()
+		}
+	} else if code, err := s.decodeQuery(st.body, q); err != nil {
+		return writeError(w, code, err.Error())
+	}
+	res, err := s.query(ctx, q)
 	if err != nil {
 		return writeErr(w, err)
 	}
-	reply := queryReply{Now: res.Now.UTC().Format(time.RFC3339Nano), Outputs: body.Outputs, Values: make(map[string][]any, len(res.Columns))}
-	for _, c := range res.Columns {
-		vals := make([]any, len(c.Values))
-		for i, v := range c.Values {
-			switch {
-			case c.Valid != nil && !c.Valid[i], math.IsNaN(v), math.IsInf(v, 0):
-				vals[i] = nil
-			case c.Integer:
-				vals[i] = int64(v)
-			default:
-				vals[i] = v
-			}
-		}
-		reply.Values[c.Name] = vals
+	st.reply = appendReply(st.reply[:0], res.Now, q.outputs, res)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("Content-Length", strconv.Itoa(len(st.reply)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(st.reply)
+	return http.StatusOK
+}
+
+// decodeQuery reads a query body with encoding/json, for the bodies
+// parseQuery leaves to it; its errors name the field at fault.
+func (s *Service) decodeQuery(b []byte, q *request) (int, error) {
+	var body queryBody
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return http.StatusBadRequest, queryDecodeErr(err)
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	if dec.More() {
+		return http.StatusBadRequest, errors.New("unexpected data after the JSON object")
+	}
+	*q = request{outputs: body.Outputs}
+	names := make([]string, 0, len(body.Inputs))
+	for name := range body.Inputs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		in := input{name: name, keys: make([]keyIn, len(body.Inputs[name]))}
+		for r, x := range body.Inputs[name] {
+			k, err := keyOf(x)
+			if err != nil {
+				return http.StatusBadRequest, fmt.Errorf("inputs.%s[%d]: %v", name, r, err)
+			}
+			in.keys[r] = k
+		}
+		q.inputs = append(q.inputs, in)
+	}
+	if body.Now != "" {
+		us, err := parseTime(body.Now)
+		if err != nil {
+			return http.StatusBadRequest, fmt.Errorf("now: %w", err)
+		}
+		q.now = time.UnixMicro(us).UTC()
+	}
+	return 0, nil
 }
 
 func queryDecodeErr(err error) error {
@@ -172,8 +267,31 @@ func goTypeName(t string) string {
 	return t
 }
 
-func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) int {
-	n, err := s.Ingest(r.Context(), r.PathValue("source"), r.Body)
+// IdempotencyHeader is the request header that makes an ingest safe to
+// retry, and ReplayedHeader the reply header that marks an answer given from
+// the first request's receipt.
+const (
+	IdempotencyHeader = "Idempotency-Key"
+	ReplayedHeader    = "Idempotent-Replayed"
+)
+
+func (s *Service) serveEvents(ctx context.Context, w http.ResponseWriter, r *http.Request, opt *HTTPOptions) int {
+	r.Body = http.MaxBytesReader(w, r.Body, opt.MaxBody)
+	keys := r.Header.Values(IdempotencyHeader)
+	if len(keys) > 1 {
+		return writeError(w, http.StatusBadRequest, fmt.Sprintf("header %s appears %d times: send it once", IdempotencyHeader, len(keys)))
+	}
+	var n int
+	var err error
+	if len(keys) == 1 {
+		var replayed bool
+		n, replayed, err = s.IngestOnce(ctx, r.PathValue("source"), keys[0], r.Body)
+		if replayed {
+			w.Header().Set(ReplayedHeader, "true")
+		}
+	} else {
+		n, err = s.Ingest(ctx, r.PathValue("source"), r.Body)
+	}
 	if err != nil {
 		return writeErr(w, err)
 	}

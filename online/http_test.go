@@ -60,6 +60,9 @@ func TestHTTPErrors(t *testing.T) {
 		{"bad JSON", "POST", "/v1/events/transactions", `[{"ts": 1,}]`, 400, []string{"event 1", "invalid JSON"}},
 		{"too many events", "POST", "/v1/events/transactions", strings.Repeat(`{"ts": 1, "user_id": 1, "merchant_id": 1}`+"\n", 6), 400, []string{"more than 5 events"}},
 		{"body too large", "POST", "/v1/events/transactions", "[" + strings.Repeat(" ", 5000) + "]", 413, []string{"larger than 4096 bytes"}},
+		{"query too large", "POST", "/v1/query", `{"inputs": {"user.id": [` + strings.Repeat("1,", 3000) + `1]}, "outputs": ["user.total_transaction_amount[7d]"]}`, 413, []string{"larger than 4096 bytes"}},
+		{"escaped output", "POST", "/v1/query", `{"inputs": {"user.id": [1]}, "outputs": ["user.total_transaction_amount[3\u0064]"]}`, 400, []string{"no window 3d"}},
+		{"float key", "POST", "/v1/query", `{"inputs": {"user.id": [1e3]}, "outputs": ["user.total_transaction_amount[7d]"]}`, 400, []string{"inputs.user.id[0]"}},
 		{"no route", "GET", "/v2/x", ``, 404, []string{"POST /v1/query"}},
 		{"wrong method", "GET", "/v1/query", ``, 404, []string{"POST /v1/query"}},
 	}

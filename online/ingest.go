@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,14 +26,87 @@ import (
 // values (null or absent for a null value) and the filter columns. Either all
 // events are stored, durably, or none; it returns how many were read.
 func (s *Service) Ingest(ctx context.Context, sourceName string, body io.Reader) (int, error) {
+	evs, n, err := s.events(sourceName, body)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.store.Append(ctx, evs); err != nil {
+		return 0, fmt.Errorf("ingest %d events of source %s: %w", n, sourceName, err)
+	}
+	s.Metrics.Ingested.WithLabelValues(sourceName).Add(float64(n))
+	return n, nil
+}
+
+// IngestOnce is Ingest guarded by an idempotency key: the first request
+// with a key stores its events and a receipt of its result in one atomic
+// write; a later request with the same key and the same source and body,
+// while the receipt lasts (Options.IdempotencyWindow), stores nothing and
+// returns the first result with replayed set. The same key with another
+// source or body is a request error (HTTP 422). Requests that fail leave no
+// receipt.
+func (s *Service) IngestOnce(ctx context.Context, sourceName, key string, body io.Reader) (n int, replayed bool, err error) {
+	if err := CheckIdempotencyKey(key); err != nil {
+		return 0, false, err
+	}
+	h := sha256.New()
+	io.WriteString(h, sourceName)
+	h.Write([]byte{0})
+	evs, n, err := s.events(sourceName, io.TeeReader(body, h))
+	if err != nil {
+		return 0, false, err
+	}
+	// The decoder stops at the end of the JSON; the digest covers the rest.
+	if _, err := io.Copy(h, body); err != nil {
+		return 0, false, readErr(err)
+	}
+	now := s.opt.Now().UnixMicro()
+	rc := store.Receipt{Key: key, Reply: strconv.AppendInt(nil, int64(n), 10), Expires: now + s.opt.IdempotencyWindow.Microseconds()}
+	h.Sum(rc.Digest[:0])
+	prior, err := s.store.AppendOnce(ctx, evs, rc, now)
+	if err != nil {
+		return 0, false, fmt.Errorf("ingest %d events of source %s: %w", n, sourceName, err)
+	}
+	if prior == nil {
+		s.Metrics.Ingested.WithLabelValues(sourceName).Add(float64(n))
+		return n, false, nil
+	}
+	if prior.Digest != rc.Digest {
+		return 0, false, &RequestError{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf(
+			"header Idempotency-Key %q was first used, less than %s ago, with another request (a different source or body); send a new key with a new request, and the same body when retrying", key, s.opt.IdempotencyWindow)}
+	}
+	first, err := strconv.Atoi(string(prior.Reply))
+	if err != nil {
+		return 0, false, fmt.Errorf("ingest under idempotency key %q: damaged receipt %q", key, prior.Reply)
+	}
+	s.Metrics.Replayed.Inc()
+	return first, true, nil
+}
+
+// CheckIdempotencyKey checks an Idempotency-Key header: 1 to 255 printable
+// ASCII characters.
+func CheckIdempotencyKey(key string) error {
+	if key == "" || len(key) > store.MaxIdempotencyKeyBytes {
+		return badRequest("header Idempotency-Key has %d bytes: send 1 to %d printable ASCII characters, e.g. a UUID", len(key), store.MaxIdempotencyKeyBytes)
+	}
+	for i := range len(key) {
+		if c := key[i]; c < 0x20 || c > 0x7e {
+			return badRequest("header Idempotency-Key: byte %d (0x%02x) is not printable ASCII; send 1 to %d printable ASCII characters, e.g. a UUID", i+1, c, store.MaxIdempotencyKeyBytes)
+		}
+	}
+	return nil
+}
+
+// events decodes and checks an ingest body and returns its events for every
+// tile set of the source, in store order, and how many rows it held.
+func (s *Service) events(sourceName string, body io.Reader) ([]store.Event, int, error) {
 	src := s.cfg.Sources[sourceName]
 	if src == nil {
-		return 0, badRequest("unknown source %q; declared sources: %s", sourceName, strings.Join(s.sourceNames(), ", "))
+		return nil, 0, badRequest("unknown source %q; declared sources: %s", sourceName, strings.Join(s.sourceNames(), ", "))
 	}
 	sets := s.bySource[sourceName]
 	rows, err := decodeRows(body, s.opt.MaxEvents)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	s.mu.RLock()
 	kinds := map[string]bool{}
@@ -45,22 +119,22 @@ func (s *Service) Ingest(ctx context.Context, sourceName string, body io.Reader)
 	for i, row := range rows {
 		t, err := eventTime(row, src.Timestamp)
 		if err != nil {
-			return 0, badRequest("event %d: %v", i+1, err)
+			return nil, 0, badRequest("event %d: %v", i+1, err)
 		}
 		for _, ts := range sets {
 			raw, ok := row[ts.Key]
 			if !ok || raw == nil {
-				return 0, badRequest("event %d: key field %q is missing or null", i+1, ts.Key)
+				return nil, 0, badRequest("event %d: key field %q is missing or null", i+1, ts.Key)
 			}
 			key, ok, err := normKey(raw, kinds[ts.ID], known[ts.ID])
 			if err == nil && !ok {
 				err = fmt.Errorf("%v is not an integer, and column %s of source %s holds integers", raw, ts.Key, sourceName)
 			}
 			if err != nil {
-				return 0, badRequest("event %d: field %q: %v", i+1, ts.Key, err)
+				return nil, 0, badRequest("event %d: field %q: %v", i+1, ts.Key, err)
 			}
 			if len(key) > store.MaxKeyBytes {
-				return 0, badRequest("event %d: field %q: key of %d bytes is longer than %d", i+1, ts.Key, len(key), store.MaxKeyBytes)
+				return nil, 0, badRequest("event %d: field %q: key of %d bytes is longer than %d", i+1, ts.Key, len(key), store.MaxKeyBytes)
 			}
 			if ts.Filter != nil {
 				if !filterPasses(row[ts.Filter.Column], ts.Filter.Equals) {
@@ -71,7 +145,7 @@ func (s *Service) Ingest(ctx context.Context, sourceName string, body io.Reader)
 			if ts.Value != "" {
 				v, valid, err := eventValue(row[ts.Value])
 				if err != nil {
-					return 0, badRequest("event %d: field %q: %v", i+1, ts.Value, err)
+					return nil, 0, badRequest("event %d: field %q: %v", i+1, ts.Value, err)
 				}
 				ev.Value, ev.Valid = v, valid
 			}
@@ -92,11 +166,7 @@ func (s *Service) Ingest(ctx context.Context, sourceName string, body io.Reader)
 		}
 		return cmp.Compare(a.TS, b.TS)
 	})
-	if err := s.events.Append(ctx, evs); err != nil {
-		return 0, fmt.Errorf("ingest %d events of source %s: %w", len(rows), sourceName, err)
-	}
-	s.Metrics.Ingested.WithLabelValues(sourceName).Add(float64(len(rows)))
-	return len(rows), nil
+	return evs, len(rows), nil
 }
 
 func (s *Service) sourceNames() []string {

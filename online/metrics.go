@@ -24,6 +24,8 @@ type Metrics struct {
 	Watermark *prometheus.GaugeVec
 	// Pruned counts ingested events removed once tiles covered them.
 	Pruned prometheus.Counter
+	// Replayed counts ingest requests answered from an idempotency receipt.
+	Replayed prometheus.Counter
 
 	mu    sync.Mutex
 	marks map[string]int64
@@ -60,8 +62,12 @@ func NewMetrics() *Metrics {
 			Name: "tessera_online_pruned_events_total",
 			Help: "Ingested events removed from the online store once tiles covered them.",
 		}),
+		Replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_ingest_replays_total",
+			Help: "Ingest requests answered from the receipt of an earlier request with the same Idempotency-Key; their events were not stored again.",
+		}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Ingested, m.Backfills, m.BackfillSeconds, m.Watermark, m.Pruned,
+	m.Registry.MustRegister(m.Requests, m.Ingested, m.Backfills, m.BackfillSeconds, m.Watermark, m.Pruned, m.Replayed,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tessera_backfill_lag_seconds", Help: "Seconds between now and the oldest tile set watermark."}, m.lag),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

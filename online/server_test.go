@@ -84,11 +84,25 @@ func startServer(t testing.TB, w *world, extra ...string) *server {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, token: "tok-123", done: make(chan struct{})}
+	// TESSERA_SERVE_LOG names a file that receives the server's log too,
+	// e.g. with GODEBUG=gctrace=1 in the environment.
+	var logFile *os.File
+	if path := os.Getenv("TESSERA_SERVE_LOG"); path != "" {
+		if logFile, err = os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	addr := make(chan string, 1)
 	go func() {
+		if logFile != nil {
+			defer logFile.Close()
+		}
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			if logFile != nil {
+				fmt.Fprintln(logFile, line)
+			}
 			s.mu.Lock()
 			s.log.WriteString(line + "\n")
 			s.mu.Unlock()

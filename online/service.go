@@ -2,11 +2,13 @@ package online
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +37,10 @@ type Options struct {
 	MaxOutputs int
 	// MaxEvents bounds the events of one ingest request (default 100000).
 	MaxEvents int
+	// IdempotencyWindow is how long an idempotency key's receipt lasts
+	// (default 24h): a retry with the key within it is answered from the
+	// receipt, and after it the key may be used again.
+	IdempotencyWindow time.Duration
 	// Logger receives refresh and backfill messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -55,6 +61,9 @@ func (o *Options) defaults() {
 	if o.MaxEvents <= 0 {
 		o.MaxEvents = 100_000
 	}
+	if o.IdempotencyWindow <= 0 {
+		o.IdempotencyWindow = 24 * time.Hour
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -65,7 +74,7 @@ func (o *Options) defaults() {
 type Service struct {
 	cfg      *feature.Config
 	tiles    Tiles
-	events   store.Store
+	store    store.Store
 	opt      Options
 	sets     []*feature.TileSet
 	byID     map[string]*feature.TileSet
@@ -80,6 +89,9 @@ type Service struct {
 	mu    sync.RWMutex
 	views map[string]*view
 	ready atomic.Bool
+
+	refMu sync.RWMutex
+	refs  map[string]*resolved
 }
 
 // RequestError is an error in what a client sent; HTTP answers it with 400.
@@ -99,13 +111,14 @@ func badRequest(format string, args ...any) error {
 func New(cfg *feature.Config, tiles Tiles, events store.Store, opt Options) (*Service, error) {
 	opt.defaults()
 	s := &Service{
-		cfg: cfg, tiles: tiles, events: events, opt: opt,
+		cfg: cfg, tiles: tiles, store: events, opt: opt,
 		sets:     cfg.TileSets(),
 		byID:     map[string]*feature.TileSet{},
 		setOf:    map[string]*feature.TileSet{},
 		bySource: map[string][]*feature.TileSet{},
 		keyKind:  map[string]bool{},
 		views:    map[string]*view{},
+		refs:     map[string]*resolved{},
 		Metrics:  NewMetrics(),
 	}
 	if len(s.sets) == 0 {
@@ -191,7 +204,7 @@ func (s *Service) Prune(ctx context.Context) (int, error) {
 		if h == math.MinInt64 {
 			continue
 		}
-		n, err := s.events.Prune(ctx, ts.ID, h)
+		n, err := s.store.Prune(ctx, ts.ID, h)
 		total += n
 		if err != nil {
 			return total, err
@@ -199,6 +212,12 @@ func (s *Service) Prune(ctx context.Context) (int, error) {
 	}
 	s.Metrics.Pruned.Add(float64(total))
 	return total, nil
+}
+
+// PruneReceipts removes the idempotency receipts that have expired and
+// returns how many it removed.
+func (s *Service) PruneReceipts(ctx context.Context) (int, error) {
+	return s.store.PruneReceipts(ctx, s.opt.Now().UnixMicro())
 }
 
 // horizon is the time before which ingested events may have been pruned.
@@ -231,48 +250,162 @@ type Result struct {
 
 // output is one reference being answered.
 type output struct {
-	ref  feature.Ref
-	fn   aggregate.Func
-	set  *feature.TileSet
+	*resolved
 	view *view
 	keys []string // per row; "" with ok false for a key the data cannot hold
 	ok   []bool
+	span []int // per row, the index of its span in the store read; -1 for none
 	col  *offline.Column
+}
+
+// resolved is a checked output reference; resolutions are cached by the
+// reference's text (the config never changes under a Service).
+type resolved struct {
+	raw string // the text as requested, the cache's key
+	ref feature.Ref
+	f   *feature.Feature
+	fn  aggregate.Func
+	set *feature.TileSet
+}
+
+// maxResolved bounds the cache of resolved references.
+const maxResolved = 4096
+
+// keyIn is one input key as sent: its text and whether it was a JSON
+// number (then an integer in canonical decimal).
+type keyIn struct {
+	text string
+	num  bool
+}
+
+// input is one named array of keys.
+type input struct {
+	name string
+	keys []keyIn
+}
+
+// request is a query with its keys checked: the form both Query and the
+// HTTP API reduce to.
+type request struct {
+	inputs  []input
+	outputs []string
+	now     time.Time
 }
 
 // Query answers q.
 func (s *Service) Query(ctx context.Context, q Query) (*Result, error) {
-	if len(q.Outputs) == 0 {
+	req := request{outputs: q.Outputs, now: q.Now}
+	names := make([]string, 0, len(q.Inputs))
+	for name := range q.Inputs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		in := input{name: name, keys: make([]keyIn, len(q.Inputs[name]))}
+		for r, x := range q.Inputs[name] {
+			k, err := keyOf(x)
+			if err != nil {
+				return nil, badRequest("inputs.%s[%d]: %v", name, r, err)
+			}
+			in.keys[r] = k
+		}
+		req.inputs = append(req.inputs, in)
+	}
+	return s.query(ctx, &req)
+}
+
+// keyOf checks a key as decoded from JSON (json.Number or float64), or
+// given from Go (int, int64, string).
+func keyOf(raw any) (keyIn, error) {
+	switch x := raw.(type) {
+	case json.Number:
+		n, err := strconv.ParseInt(x.String(), 10, 64)
+		if err != nil {
+			return keyIn{}, fmt.Errorf("%s is not an integer key", x)
+		}
+		return keyIn{text: strconv.FormatInt(n, 10), num: true}, nil
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return keyIn{}, fmt.Errorf("%v is not an integer key", x)
+		}
+		return keyIn{text: strconv.FormatInt(int64(x), 10), num: true}, nil
+	case int64:
+		return keyIn{text: strconv.FormatInt(x, 10), num: true}, nil
+	case int:
+		return keyIn{text: strconv.Itoa(x), num: true}, nil
+	case string:
+		return keyIn{text: x}, nil
+	case nil:
+		return keyIn{}, fmt.Errorf("null key: %w", errNotKey)
+	}
+	return keyIn{}, fmt.Errorf("%w, not %T", errNotKey, raw)
+}
+
+// norm returns the text the stores use for k in a tile set whose keys are
+// strings (str) when that is known: ok is false for a key that int data
+// cannot hold (a non-numeric string); it matches nothing.
+func (k keyIn) norm(str, known bool) (string, bool) {
+	if k.num || !known || str {
+		return k.text, true
+	}
+	n, err := strconv.ParseInt(k.text, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	if t := strconv.FormatInt(n, 10); t != k.text {
+		return t, true
+	}
+	return k.text, true
+}
+
+// query answers a checked request.
+func (s *Service) query(ctx context.Context, q *request) (*Result, error) {
+	if len(q.outputs) == 0 {
 		return nil, badRequest("outputs is empty: list feature references, e.g. %q", s.example())
 	}
-	if len(q.Outputs) > s.opt.MaxOutputs {
-		return nil, badRequest("outputs has %d references; at most %d per request", len(q.Outputs), s.opt.MaxOutputs)
+	if len(q.outputs) > s.opt.MaxOutputs {
+		return nil, badRequest("outputs has %d references; at most %d per request", len(q.outputs), s.opt.MaxOutputs)
 	}
-	if len(q.Inputs) == 0 {
+	if len(q.inputs) == 0 {
 		return nil, badRequest("inputs is empty: give keys, e.g. {\"user.id\": [1, 2]}")
 	}
-	rows := -1
-	for name, ks := range q.Inputs {
-		if rows >= 0 && len(ks) != rows {
-			return nil, badRequest("inputs.%s has %d keys, other inputs have %d: every input needs one key per row", name, len(ks), rows)
+	rows := len(q.inputs[0].keys)
+	for _, in := range q.inputs[1:] {
+		if len(in.keys) != rows {
+			return nil, badRequest("inputs.%s has %d keys, other inputs have %d: every input needs one key per row", in.name, len(in.keys), rows)
 		}
-		rows = len(ks)
 	}
 	if rows > s.opt.MaxRows {
 		return nil, badRequest("inputs have %d keys; at most %d per request", rows, s.opt.MaxRows)
 	}
-	now := q.Now
+	now := q.now
 	if now.IsZero() {
 		now = s.opt.Now()
 	}
 	t := now.UnixMicro()
+	outs := make([]output, len(q.outputs))
+	rs := make([]*resolved, len(q.outputs))
+	for i, text := range q.outputs {
+		r, err := s.resolveRef(text)
+		if err != nil {
+			return nil, err
+		}
+		rs[i] = r
+	}
+	// One block per kind of per-row memory, cut into a slice per output.
+	n := len(outs)
+	mem := outputMem{
+		cols:   make([]offline.Column, n),
+		values: make([]float64, n*rows),
+		valid:  make([]bool, n*rows),
+		keys:   make([]string, n*rows),
+		ok:     make([]bool, n*rows),
+		span:   make([]int, n*rows),
+	}
 	s.mu.RLock()
-	views := s.views
-	kinds := s.keyKind
-	outs := make([]*output, len(q.Outputs))
 	var err error
-	for i, text := range q.Outputs {
-		if outs[i], err = s.resolve(text, q.Inputs, views, kinds, rows); err != nil {
+	for i, r := range rs {
+		if err = s.bind(&outs[i], r, q.inputs, rows, &mem, i); err != nil {
 			break
 		}
 	}
@@ -283,10 +416,10 @@ func (s *Service) Query(ctx context.Context, q Query) (*Result, error) {
 
 	// One span per distinct (tile set, key): from the earliest time an
 	// output needs ingested events to t.
-	type spanKey struct{ set, key string }
-	spanAt := map[spanKey]int{}
 	var spans []store.Span
-	for _, o := range outs {
+	var spanAt map[[2]string]int
+	for i := range outs {
+		o := &outs[i]
 		head := o.set.Grid.Floor(t)
 		if o.view.version > 0 && head < o.view.horizon(s.opt.Retention) {
 			return nil, badRequest("now %s is too far in the past for online serving: the events of its bucket were pruned (they are kept %s before the tile store's watermark %s); use tessera offline-query --materialized --align for past times",
@@ -294,24 +427,48 @@ func (s *Service) Query(ctx context.Context, q Query) (*Result, error) {
 		}
 		from := o.onlineFrom(t)
 		for r, k := range o.keys {
+			o.span[r] = -1
 			if !o.ok[r] {
 				continue
 			}
-			sk := spanKey{o.set.ID, k}
-			if at, ok := spanAt[sk]; ok {
+			at := -1
+			if spanAt != nil {
+				if j, ok := spanAt[[2]string{o.set.ID, k}]; ok {
+					at = j
+				}
+			} else {
+				// Few spans: a scan beats building a map.
+				for j := range spans {
+					if spans[j].Key == k && spans[j].TileSet == o.set.ID {
+						at = j
+						break
+					}
+				}
+			}
+			if at >= 0 {
 				spans[at].From = min(spans[at].From, from)
+				o.span[r] = at
 				continue
 			}
-			spanAt[sk] = len(spans)
+			o.span[r] = len(spans)
 			spans = append(spans, store.Span{TileSet: o.set.ID, Key: k, From: from, To: t})
+			if spanAt == nil && len(spans) > 16 {
+				spanAt = make(map[[2]string]int, len(o.keys))
+				for j, sp := range spans {
+					spanAt[[2]string{sp.TileSet, sp.Key}] = j
+				}
+			} else if spanAt != nil {
+				spanAt[[2]string{o.set.ID, k}] = len(spans) - 1
+			}
 		}
 	}
-	points, err := s.events.Read(ctx, spans)
+	points, err := s.store.Read(ctx, spans)
 	if err != nil {
 		return nil, fmt.Errorf("online query: %w", err)
 	}
 	res := &Result{Now: now, Columns: make([]*offline.Column, len(outs))}
-	for i, o := range outs {
+	for i := range outs {
+		o := &outs[i]
 		lo := int64(math.MinInt64)
 		if !o.ref.Window.All() {
 			lo = o.set.Grid.Floor(t - o.ref.Window.Micros)
@@ -321,7 +478,7 @@ func (s *Service) Query(ctx context.Context, q Query) (*Result, error) {
 			var st aggregate.State
 			if o.ok[r] {
 				st = o.view.keys[k].rangeState(lo, head, o.fn == aggregate.Min || o.fn == aggregate.Max)
-				for _, p := range points[spanAt[spanKey{o.set.ID, k}]] {
+				for _, p := range points[o.span[r]] {
 					if p.TS < lo || p.TS >= t {
 						continue
 					}
@@ -361,8 +518,15 @@ func (o *output) onlineFrom(t int64) int64 {
 	return head
 }
 
-// resolve checks one output reference and reads the keys it needs.
-func (s *Service) resolve(text string, inputs map[string][]any, views map[string]*view, kinds map[string]bool, rows int) (*output, error) {
+// resolveRef checks one output reference, from the cache when it was seen
+// before.
+func (s *Service) resolveRef(text string) (*resolved, error) {
+	s.refMu.RLock()
+	r := s.refs[text]
+	s.refMu.RUnlock()
+	if r != nil {
+		return r, nil
+	}
 	ref, err := feature.ParseRef(text)
 	if err != nil {
 		return nil, badRequest("outputs: %v", err)
@@ -375,46 +539,77 @@ func (s *Service) resolve(text string, inputs map[string][]any, views map[string
 	if set == nil {
 		return nil, badRequest("outputs: feature %s is not materialized, and online serving reads tiles; materialized features: %s", f.Name, strings.Join(s.materialized(), ", "))
 	}
-	v := views[set.ID]
+	r = &resolved{raw: text, ref: ref, f: f, fn: f.Aggregation, set: set}
+	s.refMu.Lock()
+	if len(s.refs) < maxResolved {
+		s.refs[text] = r
+	}
+	s.refMu.Unlock()
+	return r, nil
+}
+
+// cachedOutput returns the requested text of a reference seen before, to
+// use without copying b; ok is false for a new one.
+func (s *Service) cachedOutput(b []byte) (string, bool) {
+	s.refMu.RLock()
+	r := s.refs[string(b)]
+	s.refMu.RUnlock()
+	if r == nil {
+		return "", false
+	}
+	return r.raw, true
+}
+
+// outputMem holds the per-row memory of a query's outputs.
+type outputMem struct {
+	cols      []offline.Column
+	values    []float64
+	valid, ok []bool
+	keys      []string
+	span      []int
+}
+
+// bind reads the keys output o (the i-th) needs and its tile set's view.
+// The caller holds s.mu for reading.
+func (s *Service) bind(o *output, r *resolved, inputs []input, rows int, mem *outputMem, i int) error {
+	v := s.views[r.set.ID]
 	if v == nil {
-		return nil, badRequest("outputs: tile set %s of %s is not loaded yet; retry once /readyz answers 200", set.ID, f.Name)
+		return badRequest("outputs: tile set %s of %s is not loaded yet; retry once /readyz answers 200", r.set.ID, r.f.Name)
 	}
-	o := &output{ref: ref, fn: f.Aggregation, set: set, view: v}
-	o.col = &offline.Column{Name: ref.Text, Integer: f.Aggregation == aggregate.Count, Values: make([]float64, rows)}
-	if f.Aggregation != aggregate.Count && f.Aggregation != aggregate.Sum {
-		o.col.Valid = make([]bool, rows)
+	in := findInput(inputs, r.f)
+	if in == nil {
+		return badRequest("inputs: no keys for %s: give them under %q (or %q, %q)", r.ref.Text, r.f.Entity+".id", r.f.Entity, r.f.Key)
 	}
-	name, raw := findInput(inputs, f)
-	if name == "" {
-		return nil, badRequest("inputs: no keys for %s: give them under %q (or %q, %q)", ref.Text, f.Entity+".id", f.Entity, f.Key)
+	lo, hi := i*rows, (i+1)*rows
+	*o = output{resolved: r, view: v, keys: mem.keys[lo:hi:hi], ok: mem.ok[lo:hi:hi], span: mem.span[lo:hi:hi], col: &mem.cols[i]}
+	*o.col = offline.Column{Name: r.ref.Text, Integer: r.fn == aggregate.Count, Values: mem.values[lo:hi:hi]}
+	if r.fn != aggregate.Count && r.fn != aggregate.Sum {
+		o.col.Valid = mem.valid[lo:hi:hi]
 	}
-	str, known := kinds[set.ID]
-	o.keys = make([]string, rows)
-	o.ok = make([]bool, rows)
-	for r, x := range raw {
-		k, ok, err := normKey(x, str, known)
-		if err != nil {
-			return nil, badRequest("inputs.%s[%d]: %v", name, r, err)
-		}
-		o.keys[r], o.ok[r] = k, ok
+	str, known := s.keyKind[r.set.ID]
+	for i, k := range in.keys {
+		o.keys[i], o.ok[i] = k.norm(str, known)
 	}
-	return o, nil
+	return nil
 }
 
 // findInput returns the input holding a feature's keys: under its entity
-// ("user", "user.id") or its key column ("user_id").
-func findInput(inputs map[string][]any, f *feature.Feature) (string, []any) {
-	for _, name := range []string{f.Entity + ".id", f.Entity, f.Key} {
-		if v, ok := inputs[name]; ok {
-			return name, v
+// ("user", "user.id") or its key column ("user_id"), else the first named
+// "<entity>.<anything>".
+func findInput(inputs []input, f *feature.Feature) *input {
+	for _, name := range [...]string{f.Entity + ".id", f.Entity, f.Key} {
+		for i := range inputs {
+			if inputs[i].name == name {
+				return &inputs[i]
+			}
 		}
 	}
-	for k, v := range inputs {
-		if strings.HasPrefix(k, f.Entity+".") {
-			return k, v
+	for i := range inputs {
+		if n := inputs[i].name; len(n) > len(f.Entity) && n[len(f.Entity)] == '.' && strings.HasPrefix(n, f.Entity) {
+			return &inputs[i]
 		}
 	}
-	return "", nil
+	return nil
 }
 
 func (s *Service) materialized() []string {

@@ -25,7 +25,7 @@ import (
 
 func newServe(g *globals) *cobra.Command {
 	var listen, onlineStore, tokenFile string
-	var retention, refresh, timeout time.Duration
+	var retention, refresh, timeout, idemWindow time.Duration
 	var maxBody int64
 	var maxKeys, maxEvents int
 	cmd := &cobra.Command{
@@ -70,6 +70,9 @@ See docs/online.md for the API.`,
 				return err
 			}
 			defer tiles.Close()
+			if idemWindow <= 0 {
+				return usageError{fmt.Errorf("--idempotency-window %s: want a positive duration such as 24h", idemWindow)}
+			}
 			events, err := openOnlineStore(cfg, onlineStore)
 			if err != nil {
 				return err
@@ -78,7 +81,7 @@ See docs/online.md for the API.`,
 			if r, ok := events.(*store.Redis); ok && r.Warning != "" {
 				log.Warn("online store: " + r.Warning)
 			}
-			svc, err := online.New(cfg, tiles, events, online.Options{Retention: retention, MaxRows: maxKeys, MaxEvents: maxEvents, Logger: log})
+			svc, err := online.New(cfg, tiles, events, online.Options{Retention: retention, MaxRows: maxKeys, MaxEvents: maxEvents, IdempotencyWindow: idemWindow, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -99,6 +102,7 @@ See docs/online.md for the API.`,
 			bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 			var wg sync.WaitGroup
 			wg.Go(func() { refreshLoop(bg, svc, refresh, log) })
+			wg.Go(func() { receiptLoop(bg, svc, min(time.Minute, idemWindow/2), log) })
 			if sched, err := materialize.Scheduled(cfg); err != nil {
 				stopBG()
 				return err
@@ -137,6 +141,7 @@ See docs/online.md for the API.`,
 	f.Int64Var(&maxBody, "max-body", 8<<20, "largest request body, in bytes")
 	f.IntVar(&maxKeys, "max-keys", 1000, "most keys (rows) in one query")
 	f.IntVar(&maxEvents, "max-events", 100_000, "most events in one ingest request")
+	f.DurationVar(&idemWindow, "idempotency-window", 24*time.Hour, "how long an ingest's Idempotency-Key is remembered: a retry within it is answered without storing again")
 	return cmd
 }
 
@@ -172,6 +177,25 @@ func refreshLoop(ctx context.Context, svc *online.Service, every time.Duration, 
 		case <-t.C:
 			if err := svc.Refresh(ctx); err != nil && ctx.Err() == nil {
 				log.Error("refresh tiles", "err", err)
+			}
+		}
+	}
+}
+
+// receiptLoop removes expired idempotency receipts.
+func receiptLoop(ctx context.Context, svc *online.Service, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := svc.PruneReceipts(ctx); err != nil && ctx.Err() == nil {
+				log.Error("prune idempotency receipts", "err", err)
 			}
 		}
 	}

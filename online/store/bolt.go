@@ -33,6 +33,11 @@ type Bolt struct {
 var (
 	logBucket     = []byte("log")
 	horizonBucket = []byte("horizon")
+	// receiptBucket maps an idempotency key to its encoded receipt;
+	// expiryBucket indexes the receipts by expiry (8 bytes, order-preserving,
+	// then the key) for PruneReceipts.
+	receiptBucket = []byte("receipt")
+	expiryBucket  = []byte("receipt-expiry")
 )
 
 // OpenBolt opens (creating it if missing) the bbolt file at path and loads
@@ -60,6 +65,12 @@ func OpenBolt(path string) (*Bolt, error) {
 		}
 		hb, err := tx.CreateBucketIfNotExists(horizonBucket)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(receiptBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(expiryBucket); err != nil {
 			return err
 		}
 		if err := hb.ForEach(func(k, v []byte) error {
@@ -106,14 +117,7 @@ func (b *Bolt) Append(_ context.Context, events []Event) error {
 	if err != nil {
 		return fmt.Errorf("append %d events to online store %s: %w", len(events), b.path, err)
 	}
-	err = b.db.Batch(func(tx *bolt.Tx) error {
-		lb := tx.Bucket(logBucket)
-		seq, err := lb.NextSequence()
-		if err != nil {
-			return err
-		}
-		return lb.Put(binary.BigEndian.AppendUint64(nil, seq), rec)
-	})
+	err = b.db.Batch(func(tx *bolt.Tx) error { return putRecord(tx, rec) })
 	if err != nil {
 		return fmt.Errorf("append %d events to online store %s: %w", len(events), b.path, err)
 	}
@@ -121,6 +125,124 @@ func (b *Bolt) Append(_ context.Context, events []Event) error {
 	b.insert(events)
 	b.mu.Unlock()
 	return nil
+}
+
+func putRecord(tx *bolt.Tx, rec []byte) error {
+	lb := tx.Bucket(logBucket)
+	seq, err := lb.NextSequence()
+	if err != nil {
+		return err
+	}
+	return lb.Put(binary.BigEndian.AppendUint64(nil, seq), rec)
+}
+
+// AppendOnce writes the events' log record and the receipt in one bbolt
+// transaction (shared with concurrent calls, like Append), unless an
+// unexpired receipt holds the key.
+func (b *Bolt) AppendOnce(_ context.Context, events []Event, r Receipt, now int64) (*Receipt, error) {
+	if err := checkReceipt(r); err != nil {
+		return nil, fmt.Errorf("append %d events to online store %s: %w", len(events), b.path, err)
+	}
+	var rec []byte
+	if len(events) > 0 {
+		var err error
+		if rec, err = encodeRecord(events); err != nil {
+			return nil, fmt.Errorf("append %d events to online store %s: %w", len(events), b.path, err)
+		}
+	}
+	key := []byte(r.Key)
+	var prior *Receipt
+	// A retry usually finds its receipt: answer it from a read transaction,
+	// without a commit.
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(receiptBucket).Get(key)
+		if v == nil {
+			return nil
+		}
+		old, err := decodeReceipt(r.Key, v)
+		if err == nil && old.Expires > now {
+			prior = old
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append %d events to online store %s under idempotency key %q: %w", len(events), b.path, r.Key, err)
+	}
+	if prior != nil {
+		return prior, nil
+	}
+	// A batched function may run more than once: it sets prior afresh.
+	err = b.db.Batch(func(tx *bolt.Tx) error {
+		prior = nil
+		rb, eb := tx.Bucket(receiptBucket), tx.Bucket(expiryBucket)
+		if v := rb.Get(key); v != nil {
+			old, err := decodeReceipt(r.Key, v)
+			if err != nil {
+				return err
+			}
+			if old.Expires > now {
+				prior = old
+				return nil
+			}
+			if err := eb.Delete(expiryKey(old.Expires, r.Key)); err != nil {
+				return err
+			}
+		}
+		if rec != nil {
+			if err := putRecord(tx, rec); err != nil {
+				return err
+			}
+		}
+		if err := rb.Put(key, encodeReceipt(r)); err != nil {
+			return err
+		}
+		return eb.Put(expiryKey(r.Expires, r.Key), nil)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append %d events to online store %s under idempotency key %q: %w", len(events), b.path, r.Key, err)
+	}
+	if prior != nil {
+		return prior, nil
+	}
+	b.mu.Lock()
+	b.insert(events)
+	b.mu.Unlock()
+	return nil, nil
+}
+
+// expiryKey orders receipts by expiry: the time with its sign bit flipped,
+// big-endian, then the idempotency key.
+func expiryKey(expires int64, key string) []byte {
+	out := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(key)), uint64(expires)^(1<<63))
+	return append(out, key...)
+}
+
+// PruneReceipts deletes the receipts that expired at or before now.
+func (b *Bolt) PruneReceipts(_ context.Context, now int64) (int, error) {
+	n := 0
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		rb, eb := tx.Bucket(receiptBucket), tx.Bucket(expiryBucket)
+		var doomed [][]byte
+		c := eb.Cursor()
+		for k, _ := c.First(); k != nil && len(k) >= 8 && decodeTS(k) <= now; k, _ = c.Next() {
+			doomed = append(doomed, slices.Clone(k))
+		}
+		for _, k := range doomed {
+			if err := eb.Delete(k); err != nil {
+				return err
+			}
+			if err := rb.Delete(k[8:]); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune idempotency receipts in online store %s: %w", b.path, err)
+	}
+	return n, nil
 }
 
 // insert indexes events, keeping each key's events sorted by time (ties in

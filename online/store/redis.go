@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -80,21 +83,11 @@ func (r *Redis) Append(ctx context.Context, events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	if err := checkEvents(events); err != nil {
+		return fmt.Errorf("append %d events to the Redis online store: %w", len(events), err)
+	}
 	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, e := range events {
-			if len(e.Key) > MaxKeyBytes {
-				return fmt.Errorf("tile set %s: key of %d bytes is longer than %d", e.TileSet, len(e.Key), MaxKeyBytes)
-			}
-			if e.TS <= -1<<53 || e.TS >= 1<<53 {
-				return fmt.Errorf("tile set %s key %q: event time %d is outside what a Redis score holds exactly", e.TileSet, e.Key, e.TS)
-			}
-			seq := r.base + r.seq.Add(1)
-			m := binary.BigEndian.AppendUint64(make([]byte, 0, 25), uint64(e.TS)^(1<<63))
-			m = binary.BigEndian.AppendUint64(m, seq)
-			m = append(m, eventValue(e.Value, e.Valid)...)
-			p.ZAdd(ctx, r.eventsKey(e.TileSet, e.Key), redis.Z{Score: float64(e.TS), Member: string(m)})
-			p.SAdd(ctx, r.keysKey(e.TileSet), e.Key)
-		}
+		r.queueAppend(ctx, p, events)
 		return nil
 	})
 	if err != nil {
@@ -102,6 +95,85 @@ func (r *Redis) Append(ctx context.Context, events []Event) error {
 	}
 	return nil
 }
+
+func checkEvents(events []Event) error {
+	for _, e := range events {
+		if len(e.Key) > MaxKeyBytes {
+			return fmt.Errorf("tile set %s: key of %d bytes is longer than %d", e.TileSet, len(e.Key), MaxKeyBytes)
+		}
+		if e.TS <= -1<<53 || e.TS >= 1<<53 {
+			return fmt.Errorf("tile set %s key %q: event time %d is outside what a Redis score holds exactly", e.TileSet, e.Key, e.TS)
+		}
+	}
+	return nil
+}
+
+// queueAppend queues the commands that add events.
+func (r *Redis) queueAppend(ctx context.Context, p redis.Pipeliner, events []Event) {
+	for _, e := range events {
+		seq := r.base + r.seq.Add(1)
+		m := binary.BigEndian.AppendUint64(make([]byte, 0, 25), uint64(e.TS)^(1<<63))
+		m = binary.BigEndian.AppendUint64(m, seq)
+		m = append(m, eventValue(e.Value, e.Valid)...)
+		p.ZAdd(ctx, r.eventsKey(e.TileSet, e.Key), redis.Z{Score: float64(e.TS), Member: string(m)})
+		p.SAdd(ctx, r.keysKey(e.TileSet), e.Key)
+	}
+}
+
+// receiptKey names a receipt by a hash of its idempotency key, so that no
+// client text becomes part of a Redis key name.
+func (r *Redis) receiptKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return r.prefix + "receipt:" + hex.EncodeToString(h[:])
+}
+
+// AppendOnce watches the receipt's Redis key, reads it and, when it is
+// absent, writes the receipt (expiring at r.Expires) and the events in one
+// MULTI/EXEC; a concurrent write of the receipt aborts the transaction and
+// the call reads again.
+func (r *Redis) AppendOnce(ctx context.Context, events []Event, rc Receipt, now int64) (*Receipt, error) {
+	if err := checkReceipt(rc); err != nil {
+		return nil, fmt.Errorf("append %d events to the Redis online store: %w", len(events), err)
+	}
+	if err := checkEvents(events); err != nil {
+		return nil, fmt.Errorf("append %d events to the Redis online store: %w", len(events), err)
+	}
+	ttl := time.Duration(rc.Expires-now) * time.Microsecond
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	rk := r.receiptKey(rc.Key)
+	for range 10 {
+		var prior *Receipt
+		err := r.c.Watch(ctx, func(tx *redis.Tx) error {
+			v, err := tx.Get(ctx, rk).Bytes()
+			switch {
+			case err == nil:
+				prior, err = decodeReceipt(rc.Key, v)
+				return err
+			case !errors.Is(err, redis.Nil):
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, rk, encodeReceipt(rc), ttl)
+				r.queueAppend(ctx, p, events)
+				return nil
+			})
+			return err
+		}, rk)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // another request wrote the receipt: read it
+		}
+		if err != nil {
+			return nil, fmt.Errorf("append %d events to the Redis online store under idempotency key %q: %w", len(events), rc.Key, err)
+		}
+		return prior, nil
+	}
+	return nil, fmt.Errorf("append %d events to the Redis online store under idempotency key %q: the receipt kept changing; retry", len(events), rc.Key)
+}
+
+// PruneReceipts does nothing: Redis expires receipts by itself.
+func (r *Redis) PruneReceipts(context.Context, int64) (int, error) { return 0, nil }
 
 // Read reads every span in one pipeline.
 func (r *Redis) Read(ctx context.Context, spans []Span) ([][]Point, error) {
@@ -146,31 +218,62 @@ func (r *Redis) Read(ctx context.Context, spans []Span) ([][]Point, error) {
 	return out, nil
 }
 
-// Prune removes the events older than before from every key of the tile set.
+// pruneScript removes the events before ARGV[1] (an exclusive score bound)
+// from each sorted set in KEYS[2:], and drops from the tile set's key set
+// KEYS[1] each key (ARGV[2:], in the same order as KEYS[2:]) whose sorted set is left empty (Redis then deletes
+// it). It runs atomically, so a concurrent Append either lands before it
+// (and its event is judged with the others) or after it (and adds the key
+// back).
+var pruneScript = redis.NewScript(`
+local removed = 0
+for i = 2, #KEYS do
+  removed = removed + redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[1])
+  if redis.call('ZCARD', KEYS[i]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+`)
+
+// Prune removes the events older than before from every key of the tile
+// set, and forgets the keys left without events.
 func (r *Redis) Prune(ctx context.Context, tileSet string, before int64) (int, error) {
 	var cursor uint64
 	total := 0
+	setKey := r.keysKey(tileSet)
 	for {
-		keys, next, err := r.c.SScan(ctx, r.keysKey(tileSet), cursor, "", 1000).Result()
+		keys, next, err := r.c.SScan(ctx, setKey, cursor, "", 1000).Result()
 		if err != nil {
 			return total, fmt.Errorf("prune tile set %s in the Redis online store: %w", tileSet, err)
 		}
-		cmds := make([]*redis.IntCmd, len(keys))
-		_, err = r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				cmds[i] = p.ZRemRangeByScore(ctx, r.eventsKey(tileSet, k), "-inf", "("+strconv.FormatInt(before, 10))
+		if len(keys) > 0 {
+			rkeys := make([]string, 1, len(keys)+1)
+			rkeys[0] = setKey
+			args := make([]any, 1, len(keys)+1)
+			args[0] = "(" + strconv.FormatInt(before, 10)
+			for _, k := range keys {
+				rkeys = append(rkeys, r.eventsKey(tileSet, k))
+				args = append(args, k)
 			}
-			return nil
-		})
-		if err != nil {
-			return total, fmt.Errorf("prune tile set %s in the Redis online store: %w", tileSet, err)
-		}
-		for _, c := range cmds {
-			total += int(c.Val())
+			n, err := pruneScript.Run(ctx, r.c, rkeys, args...).Int()
+			if err != nil {
+				return total, fmt.Errorf("prune tile set %s in the Redis online store: %w", tileSet, err)
+			}
+			total += n
 		}
 		if next == 0 {
 			return total, nil
 		}
 		cursor = next
 	}
+}
+
+// Keys returns how many keys of a tile set hold events, as the store
+// tracks them for Prune.
+func (r *Redis) Keys(ctx context.Context, tileSet string) (int64, error) {
+	n, err := r.c.SCard(ctx, r.keysKey(tileSet)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count keys of tile set %s in the Redis online store: %w", tileSet, err)
+	}
+	return n, nil
 }

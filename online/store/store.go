@@ -7,9 +7,11 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -44,11 +46,64 @@ type Store interface {
 	// Read returns, for each span, its events sorted by time (ties in
 	// arrival order); out[i] belongs to spans[i].
 	Read(ctx context.Context, spans []Span) ([][]Point, error)
+	// AppendOnce is Append guarded by an idempotency key. When an unexpired
+	// receipt (Expires > now) holds r.Key, it stores nothing and returns
+	// that receipt; otherwise it stores the events and r in one atomic
+	// write, replacing an expired receipt, and returns nil. Of concurrent
+	// calls with one key, exactly one stores.
+	AppendOnce(ctx context.Context, events []Event, r Receipt, now int64) (*Receipt, error)
 	// Prune removes the events of a tile set with TS < before and returns
 	// how many it removed.
 	Prune(ctx context.Context, tileSet string, before int64) (int, error)
+	// PruneReceipts removes the receipts that expired at or before now and
+	// returns how many it removed (a store whose receipts expire by
+	// themselves returns 0).
+	PruneReceipts(ctx context.Context, now int64) (int, error)
 	// Close releases the store.
 	Close() error
+}
+
+// Receipt records the first request made with an idempotency key: what it
+// sent (a digest) and what it was answered.
+type Receipt struct {
+	// Key is the client's idempotency key, 1 to MaxIdempotencyKeyBytes
+	// bytes.
+	Key string
+	// Digest identifies the request, e.g. a SHA-256 of its target and body.
+	Digest [32]byte
+	// Reply is the answer to replay.
+	Reply []byte
+	// Expires is when the key may be used again, in microseconds since the
+	// Unix epoch.
+	Expires int64
+}
+
+// MaxIdempotencyKeyBytes bounds the length of an idempotency key.
+const MaxIdempotencyKeyBytes = 255
+
+// encodeReceipt lays out a receipt's expiry (8 bytes, big-endian), digest
+// and reply; the key is stored beside it.
+func encodeReceipt(r Receipt) []byte {
+	out := binary.BigEndian.AppendUint64(make([]byte, 0, 40+len(r.Reply)), uint64(r.Expires))
+	out = append(out, r.Digest[:]...)
+	return append(out, r.Reply...)
+}
+
+// decodeReceipt copies a receipt out of b.
+func decodeReceipt(key string, b []byte) (*Receipt, error) {
+	if len(b) < 40 {
+		return nil, fmt.Errorf("damaged receipt of idempotency key %q: %d bytes", key, len(b))
+	}
+	r := &Receipt{Key: key, Expires: int64(binary.BigEndian.Uint64(b)), Reply: slices.Clone(b[40:])}
+	copy(r.Digest[:], b[8:40])
+	return r, nil
+}
+
+func checkReceipt(r Receipt) error {
+	if r.Key == "" || len(r.Key) > MaxIdempotencyKeyBytes {
+		return fmt.Errorf("idempotency key of %d bytes: want 1 to %d", len(r.Key), MaxIdempotencyKeyBytes)
+	}
+	return nil
 }
 
 // Open opens the store a location names: redis://host:port/db (or
