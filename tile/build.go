@@ -26,121 +26,427 @@ func (e *Events) Len() int { return len(e.TS) }
 // returns one tile per (key, bucket) that holds at least one event, sorted by
 // (key, bucket start), with the partial-state columns of needs.
 //
-// Events are ordered by one composite integer, key rank * buckets + bucket,
-// with a radix sort that carries the values along (no comparisons, no random
-// reads), then folded run by run. Large inputs are split into contiguous key
-// ranks of about equal event counts, built in parallel and concatenated.
+// Events are ordered by one composite integer per event, key * buckets +
+// bucket, with a radix sort that carries the values along (no comparisons,
+// no random reads), then folded run by run. Int keys whose range allows it
+// enter the composite as their offset from the smallest key, with no
+// dictionary; string keys, and int keys spread too wide, enter as their rank
+// in a dictionary.
+//
+// Large inputs are split into contiguous key ranges of about equal event
+// counts (cut at quantiles of a sample of the keys), one per core. Each range
+// is built by its own goroutine, which scans the events for its own keys,
+// sorts them and folds them into its slice of the output. Ranges follow key
+// order, so the slices make up the sorted result without a merge.
 func Build(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
+	return buildParts(ev, g, needs, from, to, max(1, min(runtime.GOMAXPROCS(0), ev.Len()/partEvents)))
+}
+
+// partEvents is the fewest events per key range worth a goroutine of its own.
+const partEvents = 1 << 18
+
+// splitSample is the keys sampled per key range to place the cuts.
+const splitSample = 4096
+
+// keyRange is the keys k with lo <= k < hi; a bound that is not set is open.
+type keyRange[K cmp.Ordered] struct {
+	lo, hi       K
+	hasLo, hasHi bool
+}
+
+func (r keyRange[K]) has(k K) bool {
+	return (!r.hasLo || k >= r.lo) && (!r.hasHi || k < r.hi)
+}
+
+// splitKeys cuts the key space into at most parts ranges, in key order, that
+// hold about equal shares of keys (events, not distinct keys, so that a heavy
+// key weighs what it costs). A key too heavy for one share leaves fewer
+// ranges.
+func splitKeys[K cmp.Ordered](keys []K, parts int) []keyRange[K] {
+	if parts <= 1 || len(keys) == 0 {
+		return []keyRange[K]{{}}
+	}
+	step := max(1, len(keys)/(splitSample*parts))
+	sample := make([]K, 0, len(keys)/step+1)
+	for i := 0; i < len(keys); i += step {
+		sample = append(sample, keys[i])
+	}
+	slices.Sort(sample)
+	var cuts []K
+	for p := 1; p < parts; p++ {
+		c := sample[len(sample)*p/parts]
+		if c > sample[0] && (len(cuts) == 0 || c > cuts[len(cuts)-1]) {
+			cuts = append(cuts, c)
+		}
+	}
+	out := make([]keyRange[K], len(cuts)+1)
+	for i, c := range cuts {
+		out[i].hi, out[i].hasHi = c, true
+		out[i+1].lo, out[i+1].hasLo = c, true
+	}
+	return out
+}
+
+// span is what a first pass learns of the events in [from, to).
+type span struct {
+	kept       int
+	bmin, bmax int64 // bucket numbers
+	kmin, kmax int64 // int keys
+}
+
+// spanOf measures the events of ev with from <= ts < to, on several cores
+// when there are many.
+func spanOf(ev *Events, g Grid, from, to int64) span {
+	n := ev.Len()
+	chunks := max(1, min(runtime.GOMAXPROCS(0), n/partEvents))
+	spans := make([]span, chunks)
+	var wg sync.WaitGroup
+	for c := range chunks {
+		wg.Go(func() {
+			lo, hi := n*c/chunks, n*(c+1)/chunks
+			sp := span{bmin: math.MaxInt64, bmax: math.MinInt64, kmin: math.MaxInt64, kmax: math.MinInt64}
+			tmin, tmax := int64(math.MaxInt64), int64(math.MinInt64)
+			for i, ts := range ev.TS[lo:hi] {
+				if ts < from || ts >= to {
+					continue
+				}
+				sp.kept++
+				tmin, tmax = min(tmin, ts), max(tmax, ts)
+				if !ev.Keys.String {
+					k := ev.Keys.Int[lo+i]
+					sp.kmin, sp.kmax = min(sp.kmin, k), max(sp.kmax, k)
+				}
+			}
+			if sp.kept > 0 {
+				sp.bmin, sp.bmax = floorDiv(tmin-g.Origin, g.Width), floorDiv(tmax-g.Origin, g.Width)
+			}
+			spans[c] = sp
+		})
+	}
+	wg.Wait()
+	all := spans[0]
+	for _, sp := range spans[1:] {
+		all.kept += sp.kept
+		all.bmin, all.bmax = min(all.bmin, sp.bmin), max(all.bmax, sp.bmax)
+		all.kmin, all.kmax = min(all.kmin, sp.kmin), max(all.kmax, sp.kmax)
+	}
+	return all
+}
+
+// buildParts is Build over at most parts key ranges.
+func buildParts(ev *Events, g Grid, needs aggregate.Needs, from, to int64, parts int) *Set {
+	out := &Set{Needs: needs, Keys: Keys{String: ev.Keys.String}}
+	sp := spanOf(ev, g, from, to)
+	if sp.kept == 0 {
+		return out
+	}
+	if sp.bmax-sp.bmin < 0 { // overflows int64
+		return buildFine(ev, g, needs, from, to)
+	}
+	nb := uint64(sp.bmax-sp.bmin) + 1
+	direct := false
+	if !ev.Keys.String {
+		// The largest composite, (kmax-kmin)*nb + nb-1, must fit 64 bits.
+		hi, lo := bits.Mul64(uint64(sp.kmax)-uint64(sp.kmin), nb)
+		_, carry := bits.Add64(lo, nb-1, 0)
+		direct = hi == 0 && carry == 0
+	}
+	var ps []*part
+	newPart := func() *part {
+		return &part{direct: direct, nb: nb, bmin: sp.bmin, kmin: sp.kmin}
+	}
+	if ev.Keys.String {
+		for _, r := range splitKeys(ev.Keys.Str, parts) {
+			p := newPart()
+			p.strs = r
+			ps = append(ps, p)
+		}
+	} else {
+		for _, r := range splitKeys(ev.Keys.Int, parts) {
+			p := newPart()
+			p.ints = r
+			ps = append(ps, p)
+		}
+	}
+	withValues := needs.HasValues()
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Go(func() {
+			p.scan(ev, g, from, to, withValues, sp.kept/len(ps))
+			p.sort()
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, p := range ps {
+		if p.tooFine {
+			return buildFine(ev, g, needs, from, to)
+		}
+		p.off = total
+		total += p.tiles
+	}
+	out.alloc(total)
+	for _, p := range ps {
+		wg.Go(func() { p.fold(out, g, withValues) })
+	}
+	wg.Wait()
+	return out
+}
+
+// part builds the tiles of one key range.
+type part struct {
+	ints keyRange[int64] // the range, of int keys
+	strs keyRange[string]
+
+	// direct: the composite key is (key - kmin) * nb + bucket - bmin, with
+	// no dictionary; else it is rank * nb + bucket - bmin.
+	direct bool
+	kmin   int64
+	bmin   int64
+	nb     uint64 // buckets from bmin to the last
+
+	keys []uint64  // composite key of each event (direct), or bucket - bmin
+	vals []float64 // value of each event, NaN when null; nil without values
+
+	dict    *Dict   // not direct: the range's keys
+	ids     []int32 // not direct: dict id of each event
+	byRank  []int32 // not direct: rank -> dict id
+	tooFine bool    // not direct: rank * nb + bucket does not fit 64 bits
+
+	tiles int // tiles the range folds into
+	off   int // first row of the range's tiles in the output
+}
+
+// scan collects the events of p's key range with from <= ts < to, about
+// hint of them, in input order.
+func (p *part) scan(ev *Events, g Grid, from, to int64, withValues bool, hint int) {
+	hint += hint / 8
+	p.keys = make([]uint64, 0, hint)
+	if withValues {
+		p.vals = make([]float64, 0, hint)
+	}
+	if !p.direct {
+		p.dict = NewDict(ev.Keys.String)
+		p.ids = make([]int32, 0, hint)
+	}
+	if p.direct {
+		p.scanDirect(ev, g, from, to, withValues)
+		return
+	}
+	keys, vals, ids, d := p.keys, p.vals, p.ids, p.dict
+	for i, ts := range ev.TS {
+		if ts < from || ts >= to {
+			continue
+		}
+		if ev.Keys.String {
+			k := ev.Keys.Str[i]
+			if !p.strs.has(k) {
+				continue
+			}
+			id, ok := d.strs[k]
+			if !ok {
+				id = int32(len(d.strOf))
+				d.strs[k] = id
+				d.strOf = append(d.strOf, k)
+			}
+			ids = append(ids, id)
+		} else {
+			k := ev.Keys.Int[i]
+			if !p.ints.has(k) {
+				continue
+			}
+			id, added := d.ints.put(k, int32(len(d.intOf)))
+			if added {
+				d.intOf = append(d.intOf, k)
+			}
+			ids = append(ids, id)
+		}
+		keys = append(keys, uint64(floorDiv(ts-g.Origin, g.Width)-p.bmin))
+		if withValues {
+			vals = append(vals, valueAt(ev, i))
+		}
+	}
+	p.keys, p.vals, p.ids = keys, vals, ids
+}
+
+// valueAt returns the value of event i, NaN when null (values are never NaN:
+// sources reject them).
+func valueAt(ev *Events, i int) float64 {
+	if ev.Valid != nil && !ev.Valid[i] {
+		return math.NaN()
+	}
+	return ev.Values[i]
+}
+
+// scanDirect is scan for int keys that enter the composite key directly:
+// the hottest loop of a backfill, kept free of dictionary and key-type
+// branches.
+func (p *part) scanDirect(ev *Events, g Grid, from, to int64, withValues bool) {
+	klo, khi := int64(math.MinInt64), int64(math.MaxInt64) // inclusive
+	if p.ints.hasLo {
+		klo = p.ints.lo
+	}
+	if p.ints.hasHi {
+		khi = p.ints.hi - 1 // a cut is above the smallest key: no overflow
+	}
+	nb, bmin, kmin := p.nb, p.bmin, uint64(p.kmin)
+	keys, vals := p.keys, p.vals
+	tss := ev.TS[:len(ev.Keys.Int)]
+	for i, k := range ev.Keys.Int {
+		ts := tss[i]
+		if ts < from || ts >= to || k < klo || k > khi {
+			continue
+		}
+		keys = append(keys, (uint64(k)-kmin)*nb+uint64(floorDiv(ts-g.Origin, g.Width)-bmin))
+		if withValues {
+			vals = append(vals, valueAt(ev, i))
+		}
+	}
+	p.keys, p.vals = keys, vals
+}
+
+// sort completes the composite keys, sorts them with their values and
+// counts the tiles, or sets tooFine.
+func (p *part) sort() {
+	if len(p.keys) == 0 {
+		return
+	}
+	if !p.direct {
+		rank := p.dict.Ranks()
+		p.byRank = make([]int32, len(rank))
+		for id, r := range rank {
+			p.byRank[r] = int32(id)
+		}
+		hi, lo := bits.Mul64(uint64(len(rank)-1), p.nb)
+		if _, carry := bits.Add64(lo, p.nb-1, 0); hi != 0 || carry != 0 {
+			p.tooFine = true
+			return
+		}
+		for i, id := range p.ids {
+			p.keys[i] += uint64(rank[id]) * p.nb // keys held bucket - bmin
+		}
+		p.ids = nil
+	}
+	if p.vals != nil {
+		SortByKey(p.keys, p.vals, nil, nil)
+	} else {
+		SortByKey(p.keys, make([]struct{}, len(p.keys)), nil, nil)
+	}
+	p.tiles = 1
+	for i := 1; i < len(p.keys); i++ {
+		if p.keys[i] != p.keys[i-1] {
+			p.tiles++
+		}
+	}
+}
+
+// alloc sizes the columns of s, which is empty, for n tiles: those of its
+// Needs, as Append would fill them.
+func (s *Set) alloc(n int) {
+	if s.Keys.String {
+		s.Keys.Str = make([]string, n)
+	} else {
+		s.Keys.Int = make([]int64, n)
+	}
+	s.Start = make([]int64, n)
+	s.Count = make([]int64, n)
+	need := s.Needs
+	if need.HasValues() {
+		s.N = make([]int64, n)
+	}
+	if need&NeedSumOrM2 != 0 {
+		s.Sum = make([]float64, n)
+	}
+	if need&aggregate.NeedM2 != 0 {
+		s.M2 = make([]float64, n)
+	}
+	if need&aggregate.NeedMin != 0 {
+		s.Min = make([]float64, n)
+	}
+	if need&aggregate.NeedMax != 0 {
+		s.Max = make([]float64, n)
+	}
+}
+
+// fold writes p's tiles, one per run of equal composite keys, into rows
+// p.off, p.off+1, ... of out.
+func (p *part) fold(out *Set, g Grid, withValues bool) {
+	keys, vals, nb, d := p.keys, p.vals, p.nb, p.dict
+	kmin := uint64(p.kmin)
+	j := p.off
+	// Without m2, min and max, the state is count, n and sum, added up here
+	// as State.Add does, without its per-event division.
+	sumOnly := out.M2 == nil && out.Min == nil && out.Max == nil
+	var st aggregate.State
+	for i, k := range keys {
+		switch {
+		case !withValues:
+			st.Count++
+		case sumOnly:
+			st.Count++
+			if v := vals[i]; v == v {
+				if st.N == 0 {
+					st.Sum = v
+				} else {
+					st.Sum += v
+				}
+				st.N++
+			}
+		default:
+			v := vals[i]
+			st.Add(v, v == v)
+		}
+		if i+1 < len(keys) && keys[i+1] == k {
+			continue
+		}
+		switch {
+		case p.direct:
+			out.Keys.Int[j] = int64(kmin + k/nb)
+		case d.String:
+			out.Keys.Str[j] = d.strOf[p.byRank[k/nb]]
+		default:
+			out.Keys.Int[j] = d.intOf[p.byRank[k/nb]]
+		}
+		out.Start[j] = g.Origin + (int64(k%nb)+p.bmin)*g.Width
+		out.Count[j] = st.Count
+		if out.N != nil {
+			out.N[j] = st.N
+		}
+		if out.Sum != nil {
+			out.Sum[j] = st.Sum
+		}
+		if out.M2 != nil {
+			out.M2[j] = st.M2
+		}
+		if out.Min != nil {
+			out.Min[j] = st.Min
+		}
+		if out.Max != nil {
+			out.Max[j] = st.Max
+		}
+		j++
+		st = aggregate.State{}
+	}
+}
+
+// buildFine is Build for grids too fine to number every (key, bucket) pair
+// of a key range in 64 bits, on one core.
+func buildFine(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
 	dict := NewDict(ev.Keys.String)
 	ids := dict.AddAll(&ev.Keys, make([]int32, 0, ev.Len()))
 	rank := dict.Ranks()
-	bmin, bmax := int64(math.MaxInt64), int64(math.MinInt64)
-	perRank := make([]int, dict.Len())
-	kept := 0
 	for i, ts := range ev.TS {
 		if ts < from || ts >= to {
 			ids[i] = -1
-			continue
+		} else {
+			ids[i] = rank[ids[i]]
 		}
-		r := rank[ids[i]]
-		ids[i] = r
-		perRank[r]++
-		b := floorDiv(ts-g.Origin, g.Width)
-		bmin, bmax = min(bmin, b), max(bmax, b)
-		kept++
-	}
-	out := &Set{Needs: needs, Keys: Keys{String: ev.Keys.String}}
-	if kept == 0 {
-		return out
 	}
 	byRank := make([]int32, dict.Len()) // rank -> id
 	for id, r := range rank {
 		byRank[r] = int32(id)
 	}
-	nb := uint64(bmax-bmin) + 1
-	if hi, _ := bits.Mul64(nb, uint64(dict.Len())); hi != 0 || bmax-bmin < 0 {
-		return buildSorted(ev, g, needs, dict, ids, byRank, out)
-	}
-
-	// Split ranks into parts of about equal event counts.
-	parts := max(1, min(runtime.GOMAXPROCS(0), kept/(1<<18)))
-	partOf := make([]uint8, dict.Len())
-	size := make([]int, parts)
-	acc, p := 0, 0
-	for r, c := range perRank {
-		if p < parts-1 && acc >= kept*(p+1)/parts {
-			p++
-		}
-		partOf[r] = uint8(p)
-		size[p] += c
-		acc += c
-	}
-	keys := make([][]uint64, parts)
-	vals := make([][]float64, parts)
-	for q := range parts {
-		keys[q] = make([]uint64, 0, size[q])
-		vals[q] = make([]float64, 0, size[q])
-	}
-	withValues := needs.HasValues()
-	nan := math.NaN()
-	for i, r := range ids {
-		if r < 0 {
-			continue
-		}
-		q := partOf[r]
-		keys[q] = append(keys[q], uint64(r)*nb+uint64(floorDiv(ev.TS[i]-g.Origin, g.Width)-bmin))
-		v := 0.0
-		if withValues {
-			v = ev.Values[i]
-			if ev.Valid != nil && !ev.Valid[i] {
-				v = nan // null: values are never NaN (sources reject them)
-			}
-		}
-		vals[q] = append(vals[q], v)
-	}
-	sets := make([]*Set, parts)
-	var wg sync.WaitGroup
-	for q := range parts {
-		wg.Go(func() {
-			SortByKey(keys[q], vals[q], nil, nil)
-			sets[q] = fold(keys[q], vals[q], nb, bmin, g, needs, dict, byRank)
-		})
-	}
-	wg.Wait()
-	if parts == 1 {
-		return sets[0]
-	}
-	for _, s := range sets {
-		out.AppendAll(s)
-	}
-	return out
-}
-
-// fold turns events sorted by composite key into tiles.
-func fold(keys []uint64, vals []float64, nb uint64, bmin int64, g Grid, needs aggregate.Needs, dict *Dict, byRank []int32) *Set {
-	out := &Set{Needs: needs, Keys: Keys{String: dict.String}}
-	withValues := needs.HasValues()
-	var st aggregate.State
-	for i, k := range keys {
-		if withValues {
-			v := vals[i]
-			st.Add(v, v == v)
-		} else {
-			st.Count++
-		}
-		if i+1 < len(keys) && keys[i+1] == k {
-			continue
-		}
-		r := int32(k / nb)
-		start := g.Origin + (int64(k%nb)+bmin)*g.Width
-		if dict.String {
-			out.Append(0, dict.StrKey(byRank[r]), start, st)
-		} else {
-			out.Append(dict.IntKey(byRank[r]), "", start, st)
-		}
-		st = aggregate.State{}
-	}
-	return out
+	return buildSorted(ev, g, needs, dict, ids, byRank, &Set{Needs: needs, Keys: Keys{String: ev.Keys.String}})
 }
 
 // buildSorted is Build for grids too fine to number every (key, bucket)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -248,5 +249,217 @@ func TestSetAppendState(t *testing.T) {
 	}
 	if c.Keys.Str[0] != "x" || c.Keys.Len() != 1 {
 		t.Errorf("string keys = %v", c.Keys.Str)
+	}
+}
+
+// TestBuildParts checks builds split over several key ranges against the
+// oracle: skewed keys (one key may hold most events, so that cuts coincide),
+// both key types, values with nulls, and parts that come out empty.
+func TestBuildParts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	needs := aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()
+	for iter := range 120 {
+		str := iter%2 == 1
+		n := 1 + rng.IntN(3000)
+		ev := genEvents(rng, n, str, true, true)
+		if iter%3 == 0 { // a heavy key
+			for i := range n {
+				switch {
+				case rng.IntN(4) == 0:
+				case str:
+					ev.Keys.Str[i] = "k0"
+				default:
+					ev.Keys.Int[i] = 0
+				}
+			}
+		}
+		if iter%5 == 2 && !str { // keys too spread to enter the composite directly
+			for i := range ev.Keys.Int {
+				ev.Keys.Int[i] *= 100_000
+			}
+		}
+		g := Grid{Width: int64(1 + rng.IntN(50)), Origin: rng.Int64N(20)}
+		from, to := int64(math.MinInt64), int64(math.MaxInt64)
+		if iter%4 == 0 {
+			from, to = -300, 900
+		}
+		want := Build(ev, g, needs, from, to)
+		if got := len(bruteBuild(ev, g, from, to)); want.Len() != got {
+			t.Fatalf("iter %d: Build made %d tiles, oracle %d", iter, want.Len(), got)
+		}
+		for parts := 2; parts <= 5; parts++ {
+			got := buildParts(ev, g, needs, from, to, parts)
+			checkColumns(t, got)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("iter %d (str %v, %d events): %d parts built %d tiles unlike one part's %d", iter, str, n, parts, got.Len(), want.Len())
+			}
+		}
+		// Sums without m2, min and max take a shorter path; both add a
+		// tile's values in input order, as the oracle does, to the bit.
+		oracle := bruteBuild(ev, g, from, to)
+		sums := buildParts(ev, g, aggregate.Sum.Needs(), from, to, 1+iter%3)
+		checkColumns(t, sums)
+		for i := range sums.Len() {
+			k := tileKey{start: sums.Start[i]}
+			if str {
+				k.sk = sums.Keys.Str[i]
+			} else {
+				k.ik = sums.Keys.Int[i]
+			}
+			w := oracle[k]
+			if sums.Count[i] != w.Count || sums.N[i] != w.N || math.Float64bits(sums.Sum[i]) != math.Float64bits(w.Sum) {
+				t.Fatalf("iter %d: sum tile %+v = (%d, %d, %v), want (%d, %d, %v)", iter, k, sums.Count[i], sums.N[i], sums.Sum[i], w.Count, w.N, w.Sum)
+			}
+		}
+	}
+}
+
+// TestBuildPartsFine checks that a grid too fine to number (key, bucket)
+// pairs in 64 bits falls back to the per-key path when split too.
+func TestBuildPartsFine(t *testing.T) {
+	ev := &Events{}
+	for i := range 2000 {
+		ev.Keys.Int = append(ev.Keys.Int, int64(i%37))
+		ev.TS = append(ev.TS, (int64(i)*7919%2000-1000)*(math.MaxInt64/2048))
+		ev.Values = append(ev.Values, float64(i%11))
+	}
+	needs := aggregate.Sum.Needs()
+	want := bruteBuild(ev, Grid{Width: 1}, math.MinInt64, math.MaxInt64)
+	for parts := 1; parts <= 3; parts++ {
+		got := buildParts(ev, Grid{Width: 1}, needs, math.MinInt64, math.MaxInt64, parts)
+		if got.Len() != len(want) {
+			t.Fatalf("%d parts: %d tiles, want %d", parts, got.Len(), len(want))
+		}
+		for i := range got.Len() {
+			k := tileKey{ik: got.Keys.Int[i], start: got.Start[i]}
+			if i > 0 && (got.Keys.Int[i-1] > k.ik || got.Keys.Int[i-1] == k.ik && got.Start[i-1] >= k.start) {
+				t.Fatalf("%d parts: tile %d out of order", parts, i)
+			}
+			checkState(t, fmt.Sprintf("%d parts tile %+v", parts, k), needs, got.State(i), want[k])
+		}
+	}
+}
+
+// TestBuildExtremeKeys checks int keys at the ends of int64: a narrow range
+// next to MinInt64 or MaxInt64 (the composite takes key offsets), and keys
+// spanning all of int64 (the composite takes dictionary ranks).
+func TestBuildExtremeKeys(t *testing.T) {
+	for _, keys := range [][]int64{
+		{math.MinInt64, math.MinInt64 + 2, math.MinInt64 + 1, math.MinInt64},
+		{math.MaxInt64, math.MaxInt64 - 3, math.MaxInt64, math.MaxInt64 - 1},
+		{math.MaxInt64, math.MinInt64, 0, -1, 1, math.MinInt64, math.MaxInt64},
+	} {
+		ev := &Events{Keys: Keys{Int: keys}}
+		for i := range keys {
+			ev.TS = append(ev.TS, int64(i%3)*50)
+			ev.Values = append(ev.Values, float64(i))
+		}
+		g := Grid{Width: 20}
+		want := bruteBuild(ev, g, math.MinInt64, math.MaxInt64)
+		for parts := 1; parts <= 3; parts++ {
+			got := buildParts(ev, g, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64, parts)
+			if got.Len() != len(want) {
+				t.Fatalf("keys %v, %d parts: %d tiles, want %d", keys, parts, got.Len(), len(want))
+			}
+			for i := range got.Len() {
+				k := tileKey{ik: got.Keys.Int[i], start: got.Start[i]}
+				w, ok := want[k]
+				if !ok || i > 0 && compareTileKey(tileKey{ik: got.Keys.Int[i-1], start: got.Start[i-1]}, k) >= 0 {
+					t.Fatalf("keys %v, %d parts: tile %d %+v unexpected or out of order", keys, parts, i, k)
+				}
+				checkState(t, fmt.Sprintf("keys %v tile %+v", keys, k), aggregate.Sum.Needs(), got.State(i), w)
+			}
+		}
+	}
+}
+
+func TestSplitKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		keys       []int64
+		parts, max int
+	}{
+		{nil, 3, 1},
+		{[]int64{5}, 3, 1},
+		{slices.Repeat([]int64{7}, 1000), 4, 1}, // one key: one range
+		{[]int64{1, 2, 3, 4, 5, 6, 7, 8}, 2, 2},
+		{[]int64{9, 1, 1, 1, 1, 1, 1, 1, 1, 2}, 4, 4},
+	} {
+		rs := splitKeys(tc.keys, tc.parts)
+		if len(rs) < 1 || len(rs) > tc.max || rs[0].hasLo || rs[len(rs)-1].hasHi {
+			t.Fatalf("splitKeys(%v, %d) = %+v", tc.keys, tc.parts, rs)
+		}
+		for _, k := range tc.keys {
+			in := 0
+			for _, r := range rs {
+				if r.has(k) {
+					in++
+				}
+			}
+			if in != 1 {
+				t.Fatalf("splitKeys(%v, %d) = %+v: key %d in %d ranges", tc.keys, tc.parts, rs, k, in)
+			}
+		}
+	}
+	// Skewed keys: ranges hold about equal shares of events.
+	keys := make([]int64, 200_000)
+	z := rand.NewZipf(rng, 1.3, 1, 100_000)
+	for i := range keys {
+		keys[i] = int64(z.Uint64()) * 31
+	}
+	rs := splitKeys(keys, 2)
+	if len(rs) != 2 {
+		t.Fatalf("%d ranges of Zipf keys, want 2", len(rs))
+	}
+	lo := 0
+	for _, k := range keys {
+		if rs[0].has(k) {
+			lo++
+		}
+	}
+	if share := float64(lo) / float64(len(keys)); share < 0.3 || share > 0.7 {
+		t.Errorf("first of two ranges holds %.0f%% of the events", 100*share)
+	}
+}
+
+// TestSortByKeySplit checks the path of SortByKey that splits large inputs on
+// their top bits first: sorted and stable, with a heavy key filling one
+// bucket, keys sharing their top bits, and a zero-size payload.
+func TestSortByKeySplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct {
+		n    int
+		base uint64 // added to every key: bits all keys share
+		bits uint
+	}{
+		{msdMin, 0, 40},
+		{200_000, 0, 29},
+		{200_000, 1 << 62, 25},
+		{300_000, 5 << 40, 64 - 3},
+	} {
+		keys := make([]uint64, tc.n)
+		idx := make([]int32, tc.n)
+		heavy := rng.Uint64() >> (64 - tc.bits)
+		for i := range keys {
+			keys[i] = rng.Uint64() >> (64 - tc.bits)
+			if rng.IntN(3) == 0 {
+				keys[i] = heavy
+			}
+			keys[i] += tc.base
+			idx[i] = int32(i)
+		}
+		orig := slices.Clone(keys)
+		none := make([]struct{}, tc.n)
+		alone := slices.Clone(keys)
+		SortByKey(alone, none, nil, nil)
+		SortByKey(keys, idx, nil, nil)
+		for i := range keys {
+			if keys[i] != orig[idx[i]] || alone[i] != keys[i] {
+				t.Fatalf("%+v: key %d does not follow its index", tc, i)
+			}
+			if i > 0 && (keys[i-1] > keys[i] || keys[i-1] == keys[i] && idx[i-1] > idx[i]) {
+				t.Fatalf("%+v: not sorted stably at %d", tc, i)
+			}
+		}
 	}
 }

@@ -1,26 +1,40 @@
 package tile
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // radixDigit is the width of one LSD radix pass: 2^11 counters fit in L1.
 const radixDigit = 11
 
-// SortByKey sorts idx by keys (keys[i] belongs to idx[i]), stably, with an
-// LSD radix sort: O(n * passes), where passes covers the bits of the largest
-// key only. keys and idx are reordered in place; tmpK and tmpI are scratch of
-// at least len(keys) (nil: allocated). The payload may be any type: carrying
-// the values themselves rather than row numbers lets the caller read them in
-// order afterwards instead of gathering at random.
+// msdMin is the fewest keys SortByKey splits by their top bits first, and
+// msdBucket the keys it aims to leave in each bucket of that split: few
+// enough that a bucket, its values and its scratch stay in a core's L2
+// cache through its remaining passes.
+const (
+	msdMin    = 1 << 15
+	msdBucket = 1 << 14
+)
+
+// SortByKey sorts idx by keys (keys[i] belongs to idx[i]), stably, with a
+// radix sort: O(n * passes), where passes covers only the bits in which the
+// keys differ. keys and idx are reordered in place; tmpK and tmpI are
+// scratch of at least len(keys) (nil: allocated). The payload may be any
+// type: carrying the values themselves rather than row numbers lets the
+// caller read them in order afterwards instead of gathering at random.
+//
+// Large inputs needing several passes are first split on their top bits
+// (one counting pass, most significant digit first, again in buckets still
+// too large), then each bucket is sorted on its remaining bits by LSD passes
+// that run in cache instead of streaming the whole input through memory once
+// per digit.
 func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 	n := len(keys)
 	if n < 2 {
 		return
 	}
-	var hi uint64
-	for _, k := range keys {
-		hi |= k
-	}
-	width := bits.Len64(hi)
+	width := diffWidth(keys)
 	if width == 0 {
 		return
 	}
@@ -31,8 +45,72 @@ func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 		tmpI = make([]T, n)
 	}
 	tmpK, tmpI = tmpK[:n], tmpI[:n]
+	if !sortMSD(keys, idx, tmpK, tmpI, width) {
+		copy(keys, tmpK)
+		copy(idx, tmpI)
+	}
+}
+
+// sortMSD sorts keys and idx on their low width bits, stably: inputs too
+// small or narrow for a split go to sortLSD; others are split on their top
+// bits into tmpK, tmpI and each bucket sorted on its remaining bits the same
+// way, so that a bucket too large for the cache (a heavy key) is split
+// again. It reports whether the result is in keys and idx (true) or in tmpK
+// and tmpI.
+func sortMSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) bool {
+	n := len(keys)
+	if n < msdMin || width <= 2*radixDigit {
+		return sortLSD(keys, idx, tmpK, tmpI, width)
+	}
+	top := min(radixDigit, width, max(1, bits.Len(uint(n/msdBucket))))
+	shift := width - top
+	counts := make([]int, 1<<top+1)
+	mask := uint64(1)<<top - 1
+	for _, k := range keys {
+		counts[(k>>shift)&mask+1]++
+	}
+	for d := range 1 << top {
+		counts[d+1] += counts[d]
+	}
+	pos := slices.Clone(counts[:1<<top])
+	for i, k := range keys {
+		d := (k >> shift) & mask
+		p := pos[d]
+		pos[d]++
+		tmpK[p] = k
+		tmpI[p] = idx[i]
+	}
+	for d := range 1 << top {
+		a, b := counts[d], counts[d+1]
+		if a == b {
+			continue
+		}
+		if sortMSD(tmpK[a:b], tmpI[a:b], keys[a:b], idx[a:b], diffWidth(tmpK[a:b])) {
+			copy(keys[a:b], tmpK[a:b])
+			copy(idx[a:b], tmpI[a:b])
+		}
+	}
+	return true
+}
+
+// diffWidth returns the number of low bits in which keys differ.
+func diffWidth(keys []uint64) int {
+	var diff uint64
+	k0 := keys[0]
+	for _, k := range keys {
+		diff |= k ^ k0
+	}
+	return bits.Len64(diff)
+}
+
+// sortLSD sorts keys and idx on their low width bits, stably, with LSD
+// passes that alternate between them and tmpK, tmpI (of the same length).
+// It reports whether the sorted result is in keys and idx (true) or in tmpK
+// and tmpI.
+func sortLSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) bool {
 	srcK, srcI, dstK, dstI := keys, idx, tmpK, tmpI
 	var count [1 << radixDigit]int
+	inKeys := true
 	for shift := 0; shift < width; shift += radixDigit {
 		clear(count[:])
 		for _, k := range srcK {
@@ -51,9 +129,7 @@ func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 			dstI[p] = srcI[i]
 		}
 		srcK, srcI, dstK, dstI = dstK, dstI, srcK, srcI
+		inKeys = !inKeys
 	}
-	if &srcK[0] != &keys[0] {
-		copy(keys, srcK)
-		copy(idx, srcI)
-	}
+	return inKeys
 }

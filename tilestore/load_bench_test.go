@@ -116,6 +116,7 @@ var benchFormats = []struct {
 	{"snappy", objectFormat{codec: &parquet.Snappy}},
 	{"none", objectFormat{codec: &parquet.Uncompressed}},
 	{"delta+zstd", objectFormat{codec: &parquet.Zstd, ints: &parquet.DeltaBinaryPacked}},
+	{"delta+zstd-fastest", objectFormat{codec: &zstd.Codec{Level: zstd.SpeedFastest}, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+snappy", objectFormat{codec: &parquet.Snappy, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+none", objectFormat{codec: &parquet.Uncompressed, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+split+zstd", objectFormat{codec: &parquet.Zstd, ints: &parquet.DeltaBinaryPacked, floats: &parquet.ByteStreamSplit}},
