@@ -1,38 +1,82 @@
 package offline
 
 import (
-	"math"
 	"slices"
 
 	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
 )
 
-// headSet is, per key, the sorted head buckets of its spine rows: the
-// bucket [floor(t), t) of each row off a bucket boundary, the only raw
-// events materialized+align reads besides coverage gaps.
+// headSet is the head buckets of the spine rows, as (key id, bucket start)
+// pairs: the bucket [floor(t), t) of each row off a bucket boundary, the
+// only raw events materialized+align reads besides coverage gaps. It is an
+// open-addressing hash set: a heavy key has thousands of head buckets, and
+// events are checked in any order.
 type headSet struct {
-	g      tile.Grid
-	off    []int32 // key id k's head buckets are starts[off[k]:off[k+1]]
-	starts []int64
+	g     tile.Grid
+	slots []headSlot // id -1: empty
+	mask  uint64
+}
+
+type headSlot struct {
+	id    int32
+	start int64
 }
 
 func newHeadSet(sp *spineIndex, g tile.Grid) *headSet {
+	n := 0
+	for _, t := range sp.times {
+		if !g.OnBoundary(t) {
+			n++
+		}
+	}
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	h := &headSet{g: g, slots: make([]headSlot, size), mask: uint64(size - 1)}
+	for i := range h.slots {
+		h.slots[i].id = -1
+	}
 	nkeys := len(sp.off) - 1
-	h := &headSet{g: g, off: make([]int32, nkeys+1)}
 	for k := range nkeys {
-		last := int64(math.MinInt64)
 		for _, r := range sp.order[sp.off[k]:sp.off[k+1]] {
 			if t := sp.times[r]; !g.OnBoundary(t) {
-				if b := g.Floor(t); b != last {
-					h.starts = append(h.starts, b)
-					last = b
-				}
+				h.add(int32(k), g.Floor(t))
 			}
 		}
-		h.off[k+1] = int32(len(h.starts))
 	}
 	return h
+}
+
+func (h *headSet) slot(id int32, start int64) uint64 {
+	x := uint64(start)*0x9E3779B97F4A7C15 ^ uint64(uint32(id))*0xC2B2AE3D27D4EB4F
+	return (x ^ x>>31) & h.mask
+}
+
+func (h *headSet) add(id int32, start int64) {
+	for i := h.slot(id, start); ; i = (i + 1) & h.mask {
+		s := &h.slots[i]
+		if s.id < 0 {
+			*s = headSlot{id, start}
+			return
+		}
+		if s.id == id && s.start == start {
+			return
+		}
+	}
+}
+
+func (h *headSet) has(id int32, start int64) bool {
+	for i := h.slot(id, start); ; i = (i + 1) & h.mask {
+		s := h.slots[i]
+		if s.id < 0 {
+			return false
+		}
+		if s.id == id && s.start == start {
+			return true
+		}
+	}
 }
 
 // keep appends to rows the index of each event (key ids, times) that lies
@@ -54,10 +98,7 @@ func (h *headSet) keep(ids []int32, ts []int64, gaps []tilestore.Range, rows []i
 				continue
 			}
 		}
-		if h.off[id] == h.off[id+1] {
-			continue
-		}
-		if _, ok := slices.BinarySearch(h.starts[h.off[id]:h.off[id+1]], h.g.Floor(ts[i])); ok {
+		if h.has(id, h.g.Floor(ts[i])) {
 			rows = append(rows, int32(i))
 		}
 	}

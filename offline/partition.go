@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
+	"sync"
 
 	"github.com/tessera-fe/tessera/internal/budget"
 	"github.com/tessera-fe/tessera/internal/spill"
@@ -70,6 +73,8 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	var filter func(*tile.Events) *tile.Events
 	if streamer != nil && w.needsEvents(opt) {
 		filter = rawFilter(w, dict, ids, opt)
+		// Without gaps, the filter keeps head-bucket events alone.
+		w.headsOnly = filter != nil && len(w.gaps) == 0
 	}
 	parts, err := e.partitions(ctx, w, opt, dict.Len(), filter != nil)
 	if err != nil {
@@ -83,7 +88,9 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 			}
 			// Keep only the events the mode reads, batch by batch.
 			var batches []*tile.Events
-			err := streamer.StreamEvents(ctx, w.g.spec, keep, func(ev *tile.Events) error {
+			// The filter drops keys outside keep itself: no key filter
+			// (and no copy of every batch) before it.
+			err := streamer.StreamEvents(ctx, w.g.spec, nil, func(ev *tile.Events) error {
 				batches = append(batches, filter(ev))
 				return nil
 			})
@@ -153,8 +160,23 @@ func rawFilter(w *groupWork, dict *tile.Dict, ids []int32, opt Options) func(*ti
 	}
 	heads := newHeadSet(newSpineIndex(w.sp.Times, ids, dict.Len()), w.g.tileSet.Grid)
 	return func(ev *tile.Events) *tile.Events {
-		evIDs := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
-		return pickEvents(ev, heads.keep(evIDs, ev.TS, w.gaps, nil))
+		n := ev.Len()
+		evIDs := dict.LookupAll(&ev.Keys, make([]int32, 0, n))
+		// Events of keys outside dict have id -1 and are dropped.
+		chunks := max(1, min(runtime.GOMAXPROCS(0), n/(1<<16)))
+		rows := make([][]int32, chunks)
+		var wg sync.WaitGroup
+		for c := range chunks {
+			lo, hi := n*c/chunks, n*(c+1)/chunks
+			wg.Go(func() {
+				rows[c] = heads.keep(evIDs[lo:hi], ev.TS[lo:hi], w.gaps, nil)
+				for i := range rows[c] {
+					rows[c][i] += int32(lo)
+				}
+			})
+		}
+		wg.Wait()
+		return pickEvents(ev, slices.Concat(rows...))
 	}
 }
 
@@ -197,7 +219,11 @@ func spillEvents(ctx context.Context, s EventStreamer, spec EventSpec, dict *til
 	}
 	var ids []int32
 	part := func(id int32) int { return int(partOf[id]) }
-	err = s.StreamEvents(ctx, spec, dict, func(ev *tile.Events) error {
+	keep := dict
+	if filter != nil {
+		keep = nil // the filter drops other keys itself
+	}
+	err = s.StreamEvents(ctx, spec, keep, func(ev *tile.Events) error {
 		if filter != nil {
 			ev = filter(ev)
 		}

@@ -202,6 +202,9 @@ type groupWork struct {
 	m      *tilestore.Manifest // materialized only; nil when never committed
 	lo, hi int64               // bucket range the rows read (materialized)
 	gaps   []tilestore.Range   // parts of [lo, hi) computed from raw events
+	// headsOnly says the events loaded for materialized+align are already
+	// only those of the rows' head buckets (see rawFilter).
+	headsOnly bool
 }
 
 // needsEvents reports whether the group reads raw events.
@@ -321,7 +324,11 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	p.a = tileSeries(set, dict)
 	si := <-index
 	if opt.Align {
-		p.b = eventSeries(headEvents(ev, dict, si, ts.Grid), dict, g.needs)
+		heads := ev
+		if !w.headsOnly {
+			heads = headEvents(ev, dict, si, ts.Grid)
+		}
+		p.b = eventSeries(heads, dict, g.needs)
 	}
 	p.run(si)
 	return nil
