@@ -210,21 +210,9 @@ func (s *Service) decodeQuery(b []byte, q *request) (int, error) {
 		return http.StatusBadRequest, errors.New("unexpected data after the JSON object")
 	}
 	*q = request{outputs: body.Outputs}
-	names := make([]string, 0, len(body.Inputs))
-	for name := range body.Inputs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		in := input{name: name, keys: make([]keyIn, len(body.Inputs[name]))}
-		for r, x := range body.Inputs[name] {
-			k, err := keyOf(x)
-			if err != nil {
-				return http.StatusBadRequest, fmt.Errorf("inputs.%s[%d]: %v", name, r, err)
-			}
-			in.keys[r] = k
-		}
-		q.inputs = append(q.inputs, in)
+	var err error
+	if q.inputs, err = inputsOf(body.Inputs); err != nil {
+		return http.StatusBadRequest, err
 	}
 	if body.Now != "" {
 		us, err := parseTime(body.Now)

@@ -295,23 +295,33 @@ type request struct {
 // Query answers q.
 func (s *Service) Query(ctx context.Context, q Query) (*Result, error) {
 	req := request{outputs: q.Outputs, now: q.Now}
-	names := make([]string, 0, len(q.Inputs))
-	for name := range q.Inputs {
+	var err error
+	if req.inputs, err = inputsOf(q.Inputs); err != nil {
+		return nil, badRequest("%v", err)
+	}
+	return s.query(ctx, &req)
+}
+
+// inputsOf checks the keys of every input, in name order.
+func inputsOf(raw map[string][]any) ([]input, error) {
+	names := make([]string, 0, len(raw))
+	for name := range raw {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	out := make([]input, 0, len(names))
 	for _, name := range names {
-		in := input{name: name, keys: make([]keyIn, len(q.Inputs[name]))}
-		for r, x := range q.Inputs[name] {
+		in := input{name: name, keys: make([]keyIn, len(raw[name]))}
+		for r, x := range raw[name] {
 			k, err := keyOf(x)
 			if err != nil {
-				return nil, badRequest("inputs.%s[%d]: %v", name, r, err)
+				return nil, fmt.Errorf("inputs.%s[%d]: %v", name, r, err)
 			}
 			in.keys[r] = k
 		}
-		req.inputs = append(req.inputs, in)
+		out = append(out, in)
 	}
-	return s.query(ctx, &req)
+	return out, nil
 }
 
 // keyOf checks a key as decoded from JSON (json.Number or float64), or
