@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tessera-fe/tessera/feature"
 	"github.com/tessera-fe/tessera/internal/sample"
 	"github.com/tessera-fe/tessera/source"
 )
@@ -40,15 +39,7 @@ func TestIncrementalSkipsOldFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	text := strings.Replace(incrementalConfig, "path: events.parquet", "path: events", 1)
-	path := filepath.Join(dir, "tessera.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := feature.Parse(path, []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfigText(t, dir, strings.Replace(incrementalConfig, "path: events.parquet", "path: events", 1))
 	ctx := context.Background()
 	inc := openStore(t, filepath.Join(dir, "inc"))
 	day := func(d int, h int) time.Time {

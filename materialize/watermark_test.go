@@ -59,11 +59,17 @@ func writeEvents(t *testing.T, dir string, all *source.Table, until time.Time, l
 
 func parseConfig(t *testing.T, dir string) *feature.Config {
 	t.Helper()
+	return parseConfigText(t, dir, incrementalConfig)
+}
+
+// parseConfigText writes text as the directory's config and parses it.
+func parseConfigText(t *testing.T, dir, text string) *feature.Config {
+	t.Helper()
 	path := filepath.Join(dir, "tessera.yaml")
-	if err := os.WriteFile(path, []byte(incrementalConfig), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := feature.Parse(path, []byte(incrementalConfig))
+	cfg, err := feature.Parse(path, []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,6 +145,21 @@ func tileSeries(set *tile.Set, dict *tile.Dict) *series {
 	return s
 }
 
+// keyRuns appends to starts the index where each run of equal keys begins,
+// and the run's key to keys; sorted is false when starts do not increase
+// within a run.
+func keyRuns[K comparable](k []K, start []int64, starts []int32, keys []K) (_ []int32, _ []K, sorted bool) {
+	for i := range k {
+		if i == 0 || k[i] != k[i-1] {
+			starts = append(starts, int32(i))
+			keys = append(keys, k[i])
+		} else if start[i] <= start[i-1] {
+			return starts, keys, false
+		}
+	}
+	return starts, keys, true
+}
+
 // tileRuns points s at the columns of set when every key's tiles form one
 // run sorted by start, setting each spine key's run; it reports false, and
 // leaves s alone, otherwise.
@@ -162,26 +177,14 @@ func tileRuns(set *tile.Set, dict *tile.Dict, s *series) bool {
 	} else {
 		keys.Int = make([]int64, 0, hint)
 	}
+	var sorted bool
 	if set.Keys.String {
-		k := set.Keys.Str
-		for i := range n {
-			if i == 0 || k[i] != k[i-1] {
-				starts = append(starts, int32(i))
-				keys.Str = append(keys.Str, k[i])
-			} else if set.Start[i] <= set.Start[i-1] {
-				return false
-			}
-		}
+		starts, keys.Str, sorted = keyRuns(set.Keys.Str, set.Start, starts, keys.Str)
 	} else {
-		k := set.Keys.Int
-		for i := range n {
-			if i == 0 || k[i] != k[i-1] {
-				starts = append(starts, int32(i))
-				keys.Int = append(keys.Int, k[i])
-			} else if set.Start[i] <= set.Start[i-1] {
-				return false
-			}
-		}
+		starts, keys.Int, sorted = keyRuns(set.Keys.Int, set.Start, starts, keys.Int)
+	}
+	if !sorted {
+		return false
 	}
 	ids := dict.LookupAll(&keys, make([]int32, 0, len(starts)))
 	first := make([]int32, dict.Len())

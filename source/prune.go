@@ -1,7 +1,6 @@
 package source
 
 import (
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,9 +121,4 @@ func satMul(v, m int64) int64 {
 		return math.MinInt64
 	}
 	return v * m
-}
-
-// String describes the range for messages.
-func (r TimeRange) String() string {
-	return fmt.Sprintf("%s in [%d, %d)", r.Column, r.From, r.To)
 }

@@ -101,8 +101,16 @@ See docs/online.md for the API.`,
 			}
 			bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 			var wg sync.WaitGroup
-			wg.Go(func() { refreshLoop(bg, svc, refresh, log) })
-			wg.Go(func() { receiptLoop(bg, svc, min(time.Minute, idemWindow/2), log) })
+			if refresh > 0 {
+				wg.Go(func() { tick(bg, refresh, "refresh tiles", log, svc.Refresh) })
+			}
+			// Expired idempotency receipts are removed.
+			wg.Go(func() {
+				tick(bg, max(time.Second, min(time.Minute, idemWindow/2)), "prune idempotency receipts", log, func(ctx context.Context) error {
+					_, err := svc.PruneReceipts(ctx)
+					return err
+				})
+			})
 			if sched, err := materialize.Scheduled(cfg); err != nil {
 				stopBG()
 				return err
@@ -164,10 +172,8 @@ func openOnlineStore(cfg *feature.Config, location string) (store.Store, error) 
 	return s, nil
 }
 
-func refreshLoop(ctx context.Context, svc *online.Service, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		return
-	}
+// tick calls f every interval until ctx ends, logging its errors as what.
+func tick(ctx context.Context, every time.Duration, what string, log *slog.Logger, f func(context.Context) error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -175,27 +181,8 @@ func refreshLoop(ctx context.Context, svc *online.Service, every time.Duration, 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := svc.Refresh(ctx); err != nil && ctx.Err() == nil {
-				log.Error("refresh tiles", "err", err)
-			}
-		}
-	}
-}
-
-// receiptLoop removes expired idempotency receipts.
-func receiptLoop(ctx context.Context, svc *online.Service, every time.Duration, log *slog.Logger) {
-	if every <= 0 {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := svc.PruneReceipts(ctx); err != nil && ctx.Err() == nil {
-				log.Error("prune idempotency receipts", "err", err)
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				log.Error(what, "err", err)
 			}
 		}
 	}
