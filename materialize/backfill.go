@@ -147,19 +147,14 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			step("read " + name)
 			continue
 		}
-		t, err := source.Read(src.Path, requests(src, bySource[name]), readOptions(src, bySource[name], covers, opt))
+		sets := bySource[name]
+		builders, stringKeys, n, err := streamSource(ctx, src, sets, covers, opt)
+		sum.Events += n
 		if err != nil {
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
-		sum.Events += int64(t.Rows)
-		for _, ts := range bySource[name] {
-			spec := offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
-			if ts.Filter != nil {
-				spec.Filter = *ts.Filter
-			}
-			ev := offline.EventsOf(t, spec, src.Timestamp, nil)
-			cover := covers[ts.ID]
-			todo = append(todo, built{ts: ts, stringKeys: ev.Keys.String, tiles: tile.Build(ev, ts.Grid, ts.Needs, cover.From, cover.To)})
+		for i, ts := range sets {
+			todo = append(todo, built{ts: ts, stringKeys: stringKeys[i], tiles: builders[i].Finish()})
 		}
 		step("read " + name)
 	}
@@ -183,6 +178,48 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		step("commit " + ts.ID)
 	}
 	return sum, nil
+}
+
+// streamSource reads the files of src in turn, handing each file's events
+// to a builder per tile set of sets while the next file decodes. When the
+// files' statistics bound the keys and times (Parquet files usually carry
+// them), the builders sort each file's events into key ranges as it
+// arrives. It returns the builders, whether each set's keys are strings and
+// the events read.
+func streamSource(ctx context.Context, src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options) ([]*tile.Builder, []bool, int64, error) {
+	ro := readOptions(src, sets, covers, opt)
+	rows, _, err := source.Rows(src.Path)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	tlo, thi, timed := source.Bounds(src.Path, src.Timestamp, ro.Time)
+	builders := make([]*tile.Builder, len(sets))
+	specs := make([]offline.EventSpec, len(sets))
+	for i, ts := range sets {
+		cover := covers[ts.ID]
+		builders[i] = tile.NewBuilder(ts.Grid, ts.Needs, cover.From, cover.To)
+		if klo, khi, ok := source.Bounds(src.Path, ts.Key, ro.Time); ok && timed {
+			builders[i].Expect(klo, khi, tlo, thi, int(rows))
+		}
+		specs[i] = offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
+		if ts.Filter != nil {
+			specs[i].Filter = *ts.Filter
+		}
+	}
+	var n int64
+	stringKeys := make([]bool, len(sets))
+	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(_ string, t *source.Table) error {
+		n += int64(t.Rows)
+		for i, b := range builders {
+			ev := offline.EventsOf(t, specs[i], src.Timestamp, nil)
+			if t.Rows > 0 || n == 0 {
+				stringKeys[i] = ev.Keys.String
+			}
+			b.Add(ev)
+		}
+		return nil
+	})
+	return builders, stringKeys, n, err
 }
 
 // readOptions reads only the files that may hold events in some cover of

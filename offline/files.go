@@ -115,6 +115,13 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		fc = t.Column(spec.Filter.Column)
 	}
 	keys := tile.Keys{String: kc.Kind == source.String, Int: kc.Ints, Str: kc.Strs}
+	ev := &tile.Events{Keys: keys, TS: tc.Ints}
+	if vc != nil {
+		ev.Values, ev.Valid = vc.Floats, vc.Valid
+	}
+	if keep == nil && fc == nil {
+		return ev // every row: no copy
+	}
 	var ids []int32
 	if keep != nil {
 		ids = keep.LookupAll(&keys, make([]int32, 0, t.Rows))
@@ -128,10 +135,6 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 			continue
 		}
 		rows = append(rows, int32(i))
-	}
-	ev := &tile.Events{Keys: keys, TS: tc.Ints}
-	if vc != nil {
-		ev.Values, ev.Valid = vc.Floats, vc.Valid
 	}
 	if len(rows) == t.Rows {
 		return ev
@@ -155,7 +158,7 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 	}); err != nil {
 		return nil, err
 	}
-	ev = concatEvents(batches)
+	ev = tile.Concat(batches)
 	f.mu.Lock()
 	if f.kept == nil {
 		f.kept = map[keptKey]*tile.Events{}
@@ -199,47 +202,4 @@ func (f *FileEvents) CountEvents(_ context.Context, spec EventSpec) (int64, erro
 func parquetOnly(path string) bool {
 	_, exact, err := source.Rows(path)
 	return err == nil && exact
-}
-
-// concatEvents joins batches of events of one key kind.
-func concatEvents(batches []*tile.Events) *tile.Events {
-	if len(batches) == 1 {
-		return batches[0]
-	}
-	out := &tile.Events{}
-	n, values, valid := 0, false, false
-	for _, b := range batches {
-		n += b.Len()
-		out.Keys.String = b.Keys.String
-		values = values || b.Values != nil
-		valid = valid || b.Valid != nil
-	}
-	out.TS = make([]int64, 0, n)
-	if out.Keys.String {
-		out.Keys.Str = make([]string, 0, n)
-	} else {
-		out.Keys.Int = make([]int64, 0, n)
-	}
-	if values {
-		out.Values = make([]float64, 0, n)
-	}
-	if valid {
-		out.Valid = make([]bool, 0, n)
-	}
-	for _, b := range batches {
-		out.TS = append(out.TS, b.TS...)
-		out.Keys.Str = append(out.Keys.Str, b.Keys.Str...)
-		out.Keys.Int = append(out.Keys.Int, b.Keys.Int...)
-		out.Values = append(out.Values, b.Values...)
-		if valid {
-			if b.Valid != nil {
-				out.Valid = append(out.Valid, b.Valid...)
-			} else {
-				for range b.Len() {
-					out.Valid = append(out.Valid, true)
-				}
-			}
-		}
-	}
-	return out
 }

@@ -94,7 +94,7 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 				batches = append(batches, filter(ev))
 				return nil
 			})
-			return concatEvents(batches), err
+			return tile.Concat(batches), err
 		}
 		return e.runPart(ctx, w, dict, ids, load, opt, st)
 	}

@@ -45,9 +45,41 @@ func mayHold(name string, r *TimeRange) bool {
 	return !ok || (hi >= r.From && lo < r.To)
 }
 
+// Bounds returns the least and greatest value, as Read gives them, of an
+// integer or timestamp column (microseconds) over the files that path names
+// and r does not prune, from the Parquet files' row group statistics,
+// reading no rows. ok is false when some file cannot tell: a CSV file,
+// statistics missing, or a column of another kind. Statistics come from the
+// files' writers: a reader must not trust them with correctness.
+func Bounds(path, column string, r *TimeRange) (lo, hi int64, ok bool) {
+	files, err := expand(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	lo, hi = math.MaxInt64, math.MinInt64
+	for _, name := range pruneFiles(files, r) {
+		if strings.ToLower(filepath.Ext(name)) != ".parquet" {
+			return 0, 0, false
+		}
+		a, b, ok := statBounds(name, column, false)
+		if !ok {
+			return 0, 0, false
+		}
+		lo, hi = min(lo, a), max(hi, b)
+	}
+	return lo, hi, lo <= hi
+}
+
 // timeBounds returns the least and greatest value of a timestamp column of
 // a Parquet file, in microseconds, from its row groups' statistics.
 func timeBounds(name, column string) (lo, hi int64, ok bool) {
+	return statBounds(name, column, true)
+}
+
+// statBounds returns the least and greatest value of a timestamp column
+// (in microseconds), or when onlyTime is false of an integer column too, of
+// a Parquet file from its row groups' statistics.
+func statBounds(name, column string, onlyTime bool) (lo, hi int64, ok bool) {
 	f, err := os.Open(name)
 	if err != nil {
 		return 0, 0, false
@@ -71,9 +103,10 @@ func timeBounds(name, column string) (lo, hi int64, ok bool) {
 		return 0, 0, false
 	}
 	pt, err := typeOf(col)
-	if err != nil || pt.kind != Timestamp || pt.conv == convInt96 {
+	if err != nil || pt.conv == convInt96 || !(pt.kind == Timestamp || !onlyTime && pt.kind == Int64 && (pt.conv == convNone || pt.conv == convUint32)) {
 		return 0, 0, false
 	}
+	int32s := col.Type().Kind() == parquet.Int32
 	lo, hi = math.MaxInt64, math.MinInt64
 	for _, rg := range pf.RowGroups() {
 		if rg.NumRows() == 0 {
@@ -87,9 +120,17 @@ func timeBounds(name, column string) (lo, hi int64, ok bool) {
 		if !has || mn.IsNull() || mx.IsNull() {
 			return 0, 0, false
 		}
-		a, b := toMicros(mn.Int64(), pt.conv), toMicros(mx.Int64(), pt.conv)
-		if pt.conv == convDate {
+		var a, b int64
+		switch {
+		case pt.conv == convUint32:
+			a, b = int64(mn.Uint32()), int64(mx.Uint32())
+		case int32s:
 			a, b = toMicros(int64(mn.Int32()), pt.conv), toMicros(int64(mx.Int32()), pt.conv)
+		default:
+			a, b = toMicros(mn.Int64(), pt.conv), toMicros(mx.Int64(), pt.conv)
+		}
+		if a > b { // statistics in another order (e.g. signed for unsigned)
+			return 0, 0, false
 		}
 		lo, hi = min(lo, a), max(hi, b)
 	}

@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // TestTimeRangeSkipsFiles: files whose time statistics lie wholly outside
@@ -64,5 +68,51 @@ func TestTimeRangeSkipsFiles(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "day-0.csv"), "ts,v\n1970-01-01T00:00:00Z,1\n")
 	if files, _ := read(&TimeRange{"ts", 10 * day, 11 * day}); fmt.Sprint(files) != "[day-0.csv day-3.parquet]" {
 		t.Errorf("with a CSV: read %v, want the CSV (no statistics) and the last file", files)
+	}
+}
+
+// TestBounds: the bounds of integer and timestamp columns from Parquet
+// statistics are those of the values Read gives, over every file not
+// pruned; other kinds and CSV files cannot tell.
+func TestBounds(t *testing.T) {
+	dir := t.TempDir()
+	base := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	for f, shift := range []int64{0, -3, 1000} {
+		writeRaw(t, filepath.Join(dir, fmt.Sprintf("part-%d.parquet", f)), []rawColumn{
+			{"ms", parquet.Timestamp(parquet.Millisecond), []any{base.UnixMilli() + shift, base.UnixMilli() + 2*shift + 1}},
+			{"ns", parquet.Timestamp(parquet.Nanosecond), []any{base.UnixNano() + 999, int64(-1) + shift}},
+			{"day", parquet.Date(), []any{int32(19783 + shift), int32(-1)}},
+			{"i32", parquet.Int(32), []any{int32(-5 + shift), int32(1 << 30)}},
+			{"u32", parquet.Uint(32), []any{int32(7 + shift*shift), int32(3)}},
+			{"plain", parquet.Leaf(parquet.Int64Type), []any{int64(1) - shift, int64(2) * shift}},
+			{"f", parquet.Leaf(parquet.DoubleType), []any{1.5, -2.0}},
+			{"s", parquet.String(), []any{"a", "b"}},
+		})
+	}
+	tab := mustRead(t, dir, nil)
+	for _, name := range []string{"ms", "ns", "day", "i32", "u32", "plain"} {
+		lo, hi, ok := Bounds(dir, name, nil)
+		if !ok {
+			t.Errorf("%s: no bounds", name)
+			continue
+		}
+		if want := tab.Column(name).Ints; lo != slices.Min(want) || hi != slices.Max(want) {
+			t.Errorf("%s: bounds [%d, %d], want [%d, %d]", name, lo, hi, slices.Min(want), slices.Max(want))
+		}
+	}
+	for _, name := range []string{"f", "s", "missing"} {
+		if _, _, ok := Bounds(dir, name, nil); ok {
+			t.Errorf("%s: bounds of a column that cannot have them", name)
+		}
+	}
+	// Pruned files do not count: a range a second later than parts 0 and 1
+	// leaves part 2 alone.
+	from := base.UnixMicro() + 1_000_000
+	if lo, _, ok := Bounds(dir, "ms", &TimeRange{"ms", from, from + 2000}); !ok || lo != from {
+		t.Errorf("pruned bounds: lo %d (ok %v), want %d from part-2 alone", lo, ok, from)
+	}
+	writeFile(t, filepath.Join(dir, "extra.csv"), "plain\n5\n")
+	if _, _, ok := Bounds(dir, "plain", nil); ok {
+		t.Error("bounds over a CSV file")
 	}
 }

@@ -39,8 +39,11 @@ func (e *Events) Len() int { return len(e.TS) }
 // sorts them and folds them into its slice of the output. Ranges follow key
 // order, so the slices make up the sorted result without a merge.
 func Build(ev *Events, g Grid, needs aggregate.Needs, from, to int64) *Set {
-	return buildParts(ev, g, needs, from, to, max(1, min(runtime.GOMAXPROCS(0), ev.Len()/partEvents)))
+	return buildParts([]*Events{ev}, g, needs, from, to, partsFor(ev.Len()))
 }
+
+// partsFor returns the key ranges worth building n events in.
+func partsFor(n int) int { return max(1, min(runtime.GOMAXPROCS(0), n/partEvents)) }
 
 // partEvents is the fewest events per key range worth a goroutine of its own.
 const partEvents = 1 << 18
@@ -59,17 +62,23 @@ func (r keyRange[K]) has(k K) bool {
 }
 
 // splitKeys cuts the key space into at most parts ranges, in key order, that
-// hold about equal shares of keys (events, not distinct keys, so that a heavy
-// key weighs what it costs). A key too heavy for one share leaves fewer
-// ranges.
-func splitKeys[K cmp.Ordered](keys []K, parts int) []keyRange[K] {
-	if parts <= 1 || len(keys) == 0 {
+// hold about equal shares of the keys of every batch (events, not distinct
+// keys, so that a heavy key weighs what it costs). A key too heavy for one
+// share leaves fewer ranges.
+func splitKeys[K cmp.Ordered](batches [][]K, parts int) []keyRange[K] {
+	n := 0
+	for _, keys := range batches {
+		n += len(keys)
+	}
+	if parts <= 1 || n == 0 {
 		return []keyRange[K]{{}}
 	}
-	step := max(1, len(keys)/(splitSample*parts))
-	sample := make([]K, 0, len(keys)/step+1)
-	for i := 0; i < len(keys); i += step {
-		sample = append(sample, keys[i])
+	step := max(1, n/(splitSample*parts))
+	sample := make([]K, 0, n/step+len(batches))
+	for _, keys := range batches {
+		for i := 0; i < len(keys); i += step {
+			sample = append(sample, keys[i])
+		}
 	}
 	slices.Sort(sample)
 	var cuts []K
@@ -94,11 +103,23 @@ type span struct {
 	kmin, kmax int64 // int keys
 }
 
-// spanOf measures the events of ev with from <= ts < to, on several cores
-// when there are many.
-func spanOf(ev *Events, g Grid, from, to int64) span {
+// spanOf measures the events of the batches with from <= ts < to, on
+// several cores when there are many.
+func spanOf(batches []*Events, g Grid, from, to int64) span {
+	all := span{bmin: math.MaxInt64, bmax: math.MinInt64, kmin: math.MaxInt64, kmax: math.MinInt64}
+	for _, ev := range batches {
+		sp := spanOfBatch(ev, g, from, to)
+		all.kept += sp.kept
+		all.bmin, all.bmax = min(all.bmin, sp.bmin), max(all.bmax, sp.bmax)
+		all.kmin, all.kmax = min(all.kmin, sp.kmin), max(all.kmax, sp.kmax)
+	}
+	return all
+}
+
+// spanOfBatch is spanOf of one batch.
+func spanOfBatch(ev *Events, g Grid, from, to int64) span {
 	n := ev.Len()
-	chunks := max(1, min(runtime.GOMAXPROCS(0), n/partEvents))
+	chunks := partsFor(n)
 	spans := make([]span, chunks)
 	var wg sync.WaitGroup
 	for c := range chunks {
@@ -133,36 +154,40 @@ func spanOf(ev *Events, g Grid, from, to int64) span {
 	return all
 }
 
-// buildParts is Build over at most parts key ranges.
-func buildParts(ev *Events, g Grid, needs aggregate.Needs, from, to int64, parts int) *Set {
-	out := &Set{Needs: needs, Keys: Keys{String: ev.Keys.String}}
-	sp := spanOf(ev, g, from, to)
+// buildParts is Build of the events of every batch (of one key kind) over
+// at most parts key ranges.
+func buildParts(batches []*Events, g Grid, needs aggregate.Needs, from, to int64, parts int) *Set {
+	str := len(batches) > 0 && batches[0].Keys.String
+	out := &Set{Needs: needs, Keys: Keys{String: str}}
+	sp := spanOf(batches, g, from, to)
 	if sp.kept == 0 {
 		return out
 	}
 	if sp.bmax-sp.bmin < 0 { // overflows int64
-		return buildFine(ev, g, needs, from, to)
+		return buildFine(Concat(batches), g, needs, from, to)
 	}
 	nb := uint64(sp.bmax-sp.bmin) + 1
-	direct := false
-	if !ev.Keys.String {
-		// The largest composite, (kmax-kmin)*nb + nb-1, must fit 64 bits.
-		hi, lo := bits.Mul64(uint64(sp.kmax)-uint64(sp.kmin), nb)
-		_, carry := bits.Add64(lo, nb-1, 0)
-		direct = hi == 0 && carry == 0
-	}
+	direct := !str && fitsComposite(sp.kmin, sp.kmax, nb)
 	var ps []*part
 	newPart := func() *part {
 		return &part{direct: direct, nb: nb, bmin: sp.bmin, kmin: sp.kmin}
 	}
-	if ev.Keys.String {
-		for _, r := range splitKeys(ev.Keys.Str, parts) {
+	if str {
+		keys := make([][]string, len(batches))
+		for i, ev := range batches {
+			keys[i] = ev.Keys.Str
+		}
+		for _, r := range splitKeys(keys, parts) {
 			p := newPart()
 			p.strs = r
 			ps = append(ps, p)
 		}
 	} else {
-		for _, r := range splitKeys(ev.Keys.Int, parts) {
+		keys := make([][]int64, len(batches))
+		for i, ev := range batches {
+			keys[i] = ev.Keys.Int
+		}
+		for _, r := range splitKeys(keys, parts) {
 			p := newPart()
 			p.ints = r
 			ps = append(ps, p)
@@ -172,15 +197,36 @@ func buildParts(ev *Events, g Grid, needs aggregate.Needs, from, to int64, parts
 	var wg sync.WaitGroup
 	for _, p := range ps {
 		wg.Go(func() {
-			p.scan(ev, g, from, to, withValues, sp.kept/len(ps))
+			p.start(str, withValues, sp.kept/len(ps))
+			for _, ev := range batches {
+				p.scan(ev, g, from, to, withValues)
+			}
 			p.sort()
 		})
 	}
 	wg.Wait()
+	return foldParts(ps, out, g, needs, from, to, batches)
+}
+
+// fitsComposite reports whether every (key, bucket) pair of int keys in
+// [kmin, kmax] and nb buckets numbers directly in 64 bits: the largest
+// composite, (kmax-kmin)*nb + nb-1, must fit.
+func fitsComposite(kmin, kmax int64, nb uint64) bool {
+	hi, lo := bits.Mul64(uint64(kmax)-uint64(kmin), nb)
+	_, carry := bits.Add64(lo, nb-1, 0)
+	return hi == 0 && carry == 0
+}
+
+// foldParts folds the sorted parts, in key order, into out; a part whose
+// keys could not be numbered (tooFine) sends the batches down the per-key
+// path instead.
+func foldParts(ps []*part, out *Set, g Grid, needs aggregate.Needs, from, to int64, batches []*Events) *Set {
+	withValues := needs.HasValues()
+	var wg sync.WaitGroup
 	total := 0
 	for _, p := range ps {
 		if p.tooFine {
-			return buildFine(ev, g, needs, from, to)
+			return buildFine(Concat(batches), g, needs, from, to)
 		}
 		p.off = total
 		total += p.tiles
@@ -217,23 +263,28 @@ type part struct {
 	off   int // first row of the range's tiles in the output
 }
 
-// scan collects the events of p's key range with from <= ts < to, about
-// hint of them, in input order.
-func (p *part) scan(ev *Events, g Grid, from, to int64, withValues bool, hint int) {
+// start sizes p's buffers for about hint events.
+func (p *part) start(str, withValues bool, hint int) {
 	hint += hint / 8
 	p.keys = make([]uint64, 0, hint)
 	if withValues {
 		p.vals = make([]float64, 0, hint)
 	}
 	if !p.direct {
-		p.dict = NewDict(ev.Keys.String)
+		p.dict = NewDict(str)
 		p.ids = make([]int32, 0, hint)
 	}
+}
+
+// scan appends the events of ev in p's key range with from <= ts < to, in
+// input order.
+func (p *part) scan(ev *Events, g Grid, from, to int64, withValues bool) {
 	if p.direct {
 		p.scanDirect(ev, g, from, to, withValues)
 		return
 	}
 	keys, vals, ids, d := p.keys, p.vals, p.ids, p.dict
+	bk := newBucketer(g)
 	for i, ts := range ev.TS {
 		if ts < from || ts >= to {
 			continue
@@ -261,7 +312,7 @@ func (p *part) scan(ev *Events, g Grid, from, to int64, withValues bool, hint in
 			}
 			ids = append(ids, id)
 		}
-		keys = append(keys, uint64(floorDiv(ts-g.Origin, g.Width)-p.bmin))
+		keys = append(keys, uint64(bk.of(ts)-p.bmin))
 		if withValues {
 			vals = append(vals, valueAt(ev, i))
 		}
@@ -290,6 +341,7 @@ func (p *part) scanDirect(ev *Events, g Grid, from, to int64, withValues bool) {
 		khi = p.ints.hi - 1 // a cut is above the smallest key: no overflow
 	}
 	nb, bmin, kmin := p.nb, p.bmin, uint64(p.kmin)
+	bk := newBucketer(g)
 	keys, vals := p.keys, p.vals
 	tss := ev.TS[:len(ev.Keys.Int)]
 	for i, k := range ev.Keys.Int {
@@ -297,7 +349,7 @@ func (p *part) scanDirect(ev *Events, g Grid, from, to int64, withValues bool) {
 		if ts < from || ts >= to || k < klo || k > khi {
 			continue
 		}
-		keys = append(keys, (uint64(k)-kmin)*nb+uint64(floorDiv(ts-g.Origin, g.Width)-bmin))
+		keys = append(keys, (uint64(k)-kmin)*nb+uint64(bk.of(ts)-bmin))
 		if withValues {
 			vals = append(vals, valueAt(ev, i))
 		}
@@ -482,6 +534,50 @@ func buildSorted(ev *Events, g Grid, needs aggregate.Needs, dict *Dict, ids, byR
 			}
 		}
 		out.Append(ik, sk, cur, st)
+	}
+	return out
+}
+
+// Concat joins batches of events of one key kind into one; a single batch
+// is returned as is.
+func Concat(batches []*Events) *Events {
+	if len(batches) == 1 {
+		return batches[0]
+	}
+	out := &Events{}
+	n, values, valid := 0, false, false
+	for _, b := range batches {
+		n += b.Len()
+		out.Keys.String = b.Keys.String
+		values = values || b.Values != nil
+		valid = valid || b.Valid != nil
+	}
+	out.TS = make([]int64, 0, n)
+	if out.Keys.String {
+		out.Keys.Str = make([]string, 0, n)
+	} else {
+		out.Keys.Int = make([]int64, 0, n)
+	}
+	if values {
+		out.Values = make([]float64, 0, n)
+	}
+	if valid {
+		out.Valid = make([]bool, 0, n)
+	}
+	for _, b := range batches {
+		out.TS = append(out.TS, b.TS...)
+		out.Keys.Str = append(out.Keys.Str, b.Keys.Str...)
+		out.Keys.Int = append(out.Keys.Int, b.Keys.Int...)
+		out.Values = append(out.Values, b.Values...)
+		if valid {
+			if b.Valid != nil {
+				out.Valid = append(out.Valid, b.Valid...)
+			} else {
+				for range b.Len() {
+					out.Valid = append(out.Valid, true)
+				}
+			}
+		}
 	}
 	return out
 }

@@ -288,7 +288,7 @@ func TestBuildParts(t *testing.T) {
 			t.Fatalf("iter %d: Build made %d tiles, oracle %d", iter, want.Len(), got)
 		}
 		for parts := 2; parts <= 5; parts++ {
-			got := buildParts(ev, g, needs, from, to, parts)
+			got := buildParts([]*Events{ev}, g, needs, from, to, parts)
 			checkColumns(t, got)
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("iter %d (str %v, %d events): %d parts built %d tiles unlike one part's %d", iter, str, n, parts, got.Len(), want.Len())
@@ -297,7 +297,7 @@ func TestBuildParts(t *testing.T) {
 		// Sums without m2, min and max take a shorter path; both add a
 		// tile's values in input order, as the oracle does, to the bit.
 		oracle := bruteBuild(ev, g, from, to)
-		sums := buildParts(ev, g, aggregate.Sum.Needs(), from, to, 1+iter%3)
+		sums := buildParts([]*Events{ev}, g, aggregate.Sum.Needs(), from, to, 1+iter%3)
 		checkColumns(t, sums)
 		for i := range sums.Len() {
 			k := tileKey{start: sums.Start[i]}
@@ -326,7 +326,7 @@ func TestBuildPartsFine(t *testing.T) {
 	needs := aggregate.Sum.Needs()
 	want := bruteBuild(ev, Grid{Width: 1}, math.MinInt64, math.MaxInt64)
 	for parts := 1; parts <= 3; parts++ {
-		got := buildParts(ev, Grid{Width: 1}, needs, math.MinInt64, math.MaxInt64, parts)
+		got := buildParts([]*Events{ev}, Grid{Width: 1}, needs, math.MinInt64, math.MaxInt64, parts)
 		if got.Len() != len(want) {
 			t.Fatalf("%d parts: %d tiles, want %d", parts, got.Len(), len(want))
 		}
@@ -357,7 +357,7 @@ func TestBuildExtremeKeys(t *testing.T) {
 		g := Grid{Width: 20}
 		want := bruteBuild(ev, g, math.MinInt64, math.MaxInt64)
 		for parts := 1; parts <= 3; parts++ {
-			got := buildParts(ev, g, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64, parts)
+			got := buildParts([]*Events{ev}, g, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64, parts)
 			if got.Len() != len(want) {
 				t.Fatalf("keys %v, %d parts: %d tiles, want %d", keys, parts, got.Len(), len(want))
 			}
@@ -385,7 +385,7 @@ func TestSplitKeys(t *testing.T) {
 		{[]int64{1, 2, 3, 4, 5, 6, 7, 8}, 2, 2},
 		{[]int64{9, 1, 1, 1, 1, 1, 1, 1, 1, 2}, 4, 4},
 	} {
-		rs := splitKeys(tc.keys, tc.parts)
+		rs := splitKeys([][]int64{tc.keys}, tc.parts)
 		if len(rs) < 1 || len(rs) > tc.max || rs[0].hasLo || rs[len(rs)-1].hasHi {
 			t.Fatalf("splitKeys(%v, %d) = %+v", tc.keys, tc.parts, rs)
 		}
@@ -407,7 +407,7 @@ func TestSplitKeys(t *testing.T) {
 	for i := range keys {
 		keys[i] = int64(z.Uint64()) * 31
 	}
-	rs := splitKeys(keys, 2)
+	rs := splitKeys([][]int64{keys}, 2)
 	if len(rs) != 2 {
 		t.Fatalf("%d ranges of Zipf keys, want 2", len(rs))
 	}

@@ -1,0 +1,94 @@
+package tile
+
+import (
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/tessera-fe/tessera/aggregate"
+)
+
+// TestBuilder: tiles built from batches as they arrive equal Build's of the
+// batches joined, bit for bit, whether the builder was told the batches'
+// keys and times exactly, loosely, wrongly (a key or a time outside, in the
+// first batch or a later one) or not at all; with int and string keys,
+// empty batches, a time range that drops events, and dense or spread keys.
+func TestBuilder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	const (
+		none = iota
+		exact
+		loose
+		keyOutside
+		timeOutside
+		modes
+	)
+	for iter := range 400 {
+		str := iter%7 == 3
+		mode := iter % modes
+		needs := aggregate.Sum.Needs()
+		if iter%3 == 0 {
+			needs = aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()
+		}
+		g := Grid{Width: int64(1 + rng.IntN(50)), Origin: rng.Int64N(20)}
+		nb := 1 + rng.IntN(5)
+		batches := make([]*Events, nb)
+		for i := range batches {
+			n := rng.IntN(800)
+			if rng.IntN(6) == 0 {
+				n = 0
+			}
+			batches[i] = genEvents(rng, n, str, true, iter%2 == 0)
+			if !str && iter%4 == 1 { // dense keys
+				for j := range batches[i].Keys.Int {
+					batches[i].Keys.Int[j] /= 1e12
+				}
+			}
+		}
+		joined := Concat(batches)
+		from, to := int64(math.MinInt64), int64(math.MaxInt64)
+		if iter%5 == 0 {
+			from, to = -300, 900
+		}
+		want := Build(joined, g, needs, from, to)
+
+		b := NewBuilder(g, needs, from, to)
+		streams := false
+		if mode != none && joined.Len() > 0 && !str {
+			kmin, kmax := slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int)
+			tmin, tmax := slices.Min(joined.TS), slices.Max(joined.TS)
+			switch mode {
+			case loose:
+				kmin, kmax, tmin, tmax = kmin-1e6, kmax+5, tmin-1000, tmax+77
+			case keyOutside:
+				kmax--
+			case timeOutside: // the earliest events a bucket before
+				tmin += g.Width
+			}
+			b.Expect(kmin, kmax, tmin, tmax, joined.Len())
+			// Where the expectation is right and some event is kept, the
+			// batches are scanned as they arrive.
+			streams = (mode == exact || mode == loose) && max(tmin, from) <= min(tmax, to-1) && batches[0].Len() > 0
+			if mode == timeOutside && from != math.MinInt64 {
+				streams = false // tmin may lie outside [from, to): either way is right
+			}
+		}
+		for _, ev := range batches {
+			b.Add(ev)
+		}
+		if streams && b.ps == nil {
+			t.Fatalf("iter %d (mode %d): the batches were not scanned as they arrived", iter, mode)
+		}
+		if (mode == keyOutside || mode == timeOutside && from == math.MinInt64) && b.ps != nil {
+			t.Fatalf("iter %d (mode %d): an event outside the expectation went unnoticed", iter, mode)
+		}
+		got := b.Finish()
+		checkColumns(t, got)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("iter %d (mode %d, str %v, %d events in %d batches): builder made %d tiles, Build %d, or they differ",
+				iter, mode, str, joined.Len(), nb, got.Len(), want.Len())
+		}
+	}
+}
