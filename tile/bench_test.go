@@ -2,7 +2,9 @@ package tile
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/tessera-fe/tessera/aggregate"
 )
@@ -10,6 +12,22 @@ import (
 // BenchmarkBuild bins 1M events over 10k Zipf-distributed keys (a few keys
 // hold most events) and 30 days into hourly tiles with every state column.
 func BenchmarkBuild(b *testing.B) {
+	ev, g, needs, from, to := buildBenchEvents()
+	b.ReportAllocs()
+	loops, tiles := 0, 0
+	for b.Loop() {
+		s := Build(ev, g, needs, from, to)
+		tiles = s.Len()
+		loops++
+	}
+	b.ReportMetric(float64(ev.Len())*float64(loops)/b.Elapsed().Seconds(), "rows/s")
+	if tiles == 0 {
+		b.Fatal("no tiles built")
+	}
+}
+
+// buildBenchEvents returns BenchmarkBuild's events, grid, needs and range.
+func buildBenchEvents() (ev *Events, g Grid, needs aggregate.Needs, from, to int64) {
 	const (
 		n     = 1 << 20
 		keys  = 10_000
@@ -18,7 +36,7 @@ func BenchmarkBuild(b *testing.B) {
 	)
 	rng := rand.New(rand.NewPCG(31, 32))
 	zipf := rand.NewZipf(rng, 1.1, 1, keys-1)
-	ev := &Events{
+	ev = &Events{
 		Keys:   Keys{Int: make([]int64, n)},
 		TS:     make([]int64, n),
 		Values: make([]float64, n),
@@ -30,17 +48,39 @@ func BenchmarkBuild(b *testing.B) {
 		ev.Values[i] = rng.NormFloat64() * 100
 		ev.Valid[i] = rng.IntN(20) != 0
 	}
-	g := Grid{Width: 3600e6}
-	needs := aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()
+	g = Grid{Width: 3600e6}
+	needs = aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()
+	return ev, g, needs, start, start + 30*day
+}
+
+// BenchmarkBuilder builds the events of BenchmarkBuild handed over in four
+// batches, told their bounds: the pass as batches arrive (scan) and the
+// sort and fold at Finish (finish), each in rows/s.
+func BenchmarkBuilder(b *testing.B) {
+	ev, g, needs, from, to := buildBenchEvents()
+	var batches []*Events
+	for q := range 4 {
+		lo, hi := ev.Len()*q/4, ev.Len()*(q+1)/4
+		batches = append(batches, &Events{Keys: Keys{Int: ev.Keys.Int[lo:hi]}, TS: ev.TS[lo:hi], Values: ev.Values[lo:hi], Valid: ev.Valid[lo:hi]})
+	}
+	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
+	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
 	b.ReportAllocs()
-	loops, tiles := 0, 0
+	var scan, finish time.Duration
 	for b.Loop() {
-		s := Build(ev, g, needs, start, start+30*day)
-		tiles = s.Len()
-		loops++
+		bl := NewBuilder(g, needs, from, to)
+		bl.Expect(kmin, kmax, tmin, tmax, ev.Len())
+		t0 := time.Now()
+		for _, x := range batches {
+			bl.Add(x)
+		}
+		t1 := time.Now()
+		if bl.Finish().Len() == 0 {
+			b.Fatal("no tiles built")
+		}
+		scan, finish = scan+t1.Sub(t0), finish+time.Since(t1)
 	}
-	b.ReportMetric(float64(n)*float64(loops)/b.Elapsed().Seconds(), "rows/s")
-	if tiles == 0 {
-		b.Fatal("no tiles built")
-	}
+	rows := float64(ev.Len()) * float64(b.N)
+	b.ReportMetric(rows/scan.Seconds(), "scan-rows/s")
+	b.ReportMetric(rows/finish.Seconds(), "finish-rows/s")
 }

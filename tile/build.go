@@ -384,7 +384,15 @@ func (p *part) sort() {
 	} else {
 		SortByKey(p.keys, make([]struct{}, len(p.keys)), nil, nil)
 	}
-	p.tiles = 1
+	p.countTiles()
+}
+
+// countTiles counts the runs of equal composite keys of p, which are sorted.
+func (p *part) countTiles() {
+	p.tiles = 0
+	if len(p.keys) > 0 {
+		p.tiles = 1
+	}
 	for i := 1; i < len(p.keys); i++ {
 		if p.keys[i] != p.keys[i-1] {
 			p.tiles++

@@ -1,7 +1,6 @@
 package tile
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -12,23 +11,25 @@ import (
 // of them at once.
 //
 // Told what the batches hold (Expect: the range of their int keys and
-// times, as file statistics give them), it sorts each batch's events into
-// key ranges as the batch arrives, so that this pass over the events runs
-// while the next batch decodes, and Finish only sorts and folds the ranges.
-// Otherwise, or when a batch falls outside what it was told, it builds from
-// the batches at Finish as Build does.
+// times, as file statistics give them), it numbers each batch's (key,
+// bucket) pairs as the batch arrives, so that this pass over the events runs
+// while the next batch decodes, and Finish only sorts and folds, on every
+// core; the batches themselves are not kept. Otherwise, or once a batch
+// falls outside what it was told, it keeps the batches and builds from them
+// at Finish as Build does.
 type Builder struct {
 	g        Grid
 	needs    aggregate.Needs
 	from, to int64
-	batches  []*Events
+	batches  []*Events // kept when not streaming
+	added    bool
 
 	expect *expectation
-	ps     []*part // the key ranges of the pass as batches arrive; nil when there is none
-	cuts   []int64 // ps[i] holds the keys below cuts[i] (and at or above cuts[i-1])
-	kmin   int64
-	kmax   int64
-	bk     bucketer
+	// The pass as batches arrive; streaming is false when there is none.
+	streaming  bool
+	p          part // direct composite keys and values of every batch, in input order
+	kmin, kmax int64
+	bk         bucketer
 }
 
 // expectation is what Expect was told.
@@ -47,25 +48,71 @@ func NewBuilder(g Grid, needs aggregate.Needs, from, to int64) *Builder {
 // hold int keys within [kmin, kmax] and times within [tmin, tmax], about
 // events of them in all. Being wrong costs speed, not correctness.
 func (b *Builder) Expect(kmin, kmax, tmin, tmax int64, events int) {
-	if len(b.batches) == 0 && kmin <= kmax && tmin <= tmax {
+	if !b.added && kmin <= kmax && tmin <= tmax {
 		b.expect = &expectation{kmin: kmin, kmax: kmax, tmin: tmin, tmax: tmax, events: events}
 	}
 }
 
-// Add adds a batch of events of one key kind. The builder keeps the batch
-// until Finish: the caller must not change it.
+// Add adds a batch of events of one key kind. The builder may keep the
+// batch until Finish: the caller must not change it.
 func (b *Builder) Add(ev *Events) {
-	if len(b.batches) == 0 {
+	if !b.added {
+		b.added = true
 		b.begin(ev)
 	}
-	b.batches = append(b.batches, ev)
-	if b.ps != nil && !b.scan(ev) {
-		b.ps = nil // the batch is not what was expected: build at Finish
+	if b.streaming {
+		n := len(b.p.keys)
+		if b.scan(ev) {
+			return
+		}
+		// The batch is not what was expected: build at Finish, from the
+		// events scanned so far (as one batch at their buckets' starts)
+		// and this batch on.
+		b.p.keys, b.p.vals = b.p.keys[:n], sub(b.p.vals, n)
+		b.batches = append(b.batches, b.scanned())
+		b.streaming, b.p = false, part{}
 	}
+	b.batches = append(b.batches, ev)
 }
 
-// begin sets up the key ranges of the pass over batches as they arrive,
-// when the expectation allows numbering every (key, bucket) pair directly.
+func sub(vals []float64, n int) []float64 {
+	if vals == nil {
+		return nil
+	}
+	return vals[:n]
+}
+
+// scanned returns the events scanned so far, in input order, each at the
+// start of its bucket (or at from, within the same bucket): what their
+// tiles need of them.
+func (b *Builder) scanned() *Events {
+	p := &b.p
+	n := len(p.keys)
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n)}
+	if p.vals != nil {
+		ev.Values, ev.Valid = make([]float64, n), make([]bool, n)
+	}
+	for i, c := range p.keys {
+		ev.Keys.Int[i] = int64(uint64(p.kmin) + c/p.nb)
+		ev.TS[i] = max(b.g.Origin+(int64(c%p.nb)+p.bmin)*b.g.Width, b.from)
+		if p.vals != nil {
+			v := p.vals[i]
+			ev.Values[i], ev.Valid[i] = v, v == v
+			if v != v {
+				ev.Values[i] = 0
+			}
+		}
+	}
+	return ev
+}
+
+// KeepsBatches reports whether the builder holds on to the batches added
+// (it builds from them at Finish) rather than only to what it drew from
+// them as they arrived.
+func (b *Builder) KeepsBatches() bool { return !b.streaming }
+
+// begin sets up the pass over batches as they arrive, when the expectation
+// allows numbering every (key, bucket) pair directly.
 func (b *Builder) begin(first *Events) {
 	e := b.expect
 	if e == nil || first.Keys.String {
@@ -83,33 +130,24 @@ func (b *Builder) begin(first *Events) {
 	if !fitsComposite(e.kmin, e.kmax, nb) {
 		return
 	}
-	events := max(e.events, first.Len())
-	parts := max(1, runtime.GOMAXPROCS(0))
-	ranges := splitKeys([][]int64{first.Keys.Int}, parts)
-	withValues := b.needs.HasValues()
+	b.streaming = true
 	b.kmin, b.kmax = e.kmin, e.kmax
-	for i, r := range ranges {
-		p := &part{ints: r, direct: true, nb: nb, bmin: bmin, kmin: e.kmin}
-		p.start(false, withValues, events/len(ranges))
-		b.ps = append(b.ps, p)
-		if i > 0 {
-			b.cuts = append(b.cuts, r.lo)
-		}
-	}
+	b.p = part{direct: true, nb: nb, bmin: bmin, kmin: e.kmin}
+	b.p.start(false, b.needs.HasValues(), max(e.events, first.Len()))
 }
 
-// scan appends the events of ev with from <= ts < to to their key ranges;
-// it reports false, leaving the ranges part-filled, at the first event
-// outside the expected keys or times.
+// scan appends the composite keys (and values) of the events of ev with
+// from <= ts < to; it reports false at the first event outside the
+// expected keys or times, leaving those of ev before it appended.
 func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
 	withValues := b.needs.HasValues()
-	from, to, kmin, kmax := b.from, b.to, b.kmin, b.kmax
-	p0 := b.ps[0]
-	nb, bmin := p0.nb, p0.bmin
-	ps, cuts, bk := b.ps, b.cuts, b.bk
+	from, to, kmin, kmax, bk := b.from, b.to, b.kmin, b.kmax, b.bk
+	nb, bmin := b.p.nb, b.p.bmin
+	keys, vals := b.p.keys, b.p.vals
+	defer func() { b.p.keys, b.p.vals = keys, vals }()
 	tss := ev.TS[:len(ev.Keys.Int)]
 	for i, k := range ev.Keys.Int {
 		ts := tss[i]
@@ -120,14 +158,9 @@ func (b *Builder) scan(ev *Events) bool {
 		if k < kmin || k > kmax || bucket >= nb {
 			return false
 		}
-		q := 0
-		for q < len(cuts) && k >= cuts[q] {
-			q++
-		}
-		p := ps[q]
-		p.keys = append(p.keys, (uint64(k)-uint64(kmin))*nb+bucket)
+		keys = append(keys, (uint64(k)-uint64(kmin))*nb+bucket)
 		if withValues {
-			p.vals = append(p.vals, valueAt(ev, i))
+			vals = append(vals, valueAt(ev, i))
 		}
 	}
 	return true
@@ -136,24 +169,47 @@ func (b *Builder) scan(ev *Events) bool {
 // Finish returns the tiles of every batch added, sorted by (key, bucket
 // start), as Build would return them for the batches joined.
 func (b *Builder) Finish() *Set {
-	if b.ps == nil {
+	if !b.streaming {
 		n := 0
 		for _, ev := range b.batches {
 			n += ev.Len()
 		}
 		return buildParts(b.batches, b.g, b.needs, b.from, b.to, partsFor(n))
 	}
-	kept := 0
-	for _, p := range b.ps {
-		kept += len(p.keys)
-	}
-	if kept == 0 {
+	keys, vals := b.p.keys, b.p.vals
+	if len(keys) == 0 {
 		return &Set{Needs: b.needs}
 	}
+	workers := partsFor(len(keys))
+	if vals != nil {
+		sortParallel(keys, vals, workers)
+	} else {
+		sortParallel(keys, make([]struct{}, len(keys)), workers)
+	}
+	// Fold on every core: cut the sorted pairs into shares at changes of
+	// the composite key, so that no tile straddles two.
+	var ps []*part
+	lo := 0
+	for w := 1; w <= workers; w++ {
+		hi := len(keys) * w / workers
+		for hi < len(keys) && hi > lo && keys[hi] == keys[hi-1] {
+			hi++
+		}
+		if hi <= lo {
+			continue
+		}
+		p := b.p
+		p.keys = keys[lo:hi]
+		if vals != nil {
+			p.vals = vals[lo:hi]
+		}
+		ps = append(ps, &p)
+		lo = hi
+	}
 	var wg sync.WaitGroup
-	for _, p := range b.ps {
-		wg.Go(p.sort)
+	for _, p := range ps {
+		wg.Go(p.countTiles)
 	}
 	wg.Wait()
-	return foldParts(b.ps, &Set{Needs: b.needs}, b.g, b.needs, b.from, b.to, b.batches)
+	return foldParts(ps, &Set{Needs: b.needs}, b.g, b.needs, b.from, b.to, b.batches)
 }

@@ -78,10 +78,10 @@ func TestBuilder(t *testing.T) {
 		for _, ev := range batches {
 			b.Add(ev)
 		}
-		if streams && b.ps == nil {
+		if streams && !b.streaming {
 			t.Fatalf("iter %d (mode %d): the batches were not scanned as they arrived", iter, mode)
 		}
-		if (mode == keyOutside || mode == timeOutside && from == math.MinInt64) && b.ps != nil {
+		if (mode == keyOutside || mode == timeOutside && from == math.MinInt64) && b.streaming {
 			t.Fatalf("iter %d (mode %d): an event outside the expectation went unnoticed", iter, mode)
 		}
 		got := b.Finish()
@@ -90,5 +90,39 @@ func TestBuilder(t *testing.T) {
 			t.Fatalf("iter %d (mode %d, str %v, %d events in %d batches): builder made %d tiles, Build %d, or they differ",
 				iter, mode, str, joined.Len(), nb, got.Len(), want.Len())
 		}
+	}
+}
+
+// TestBuilderLarge: enough events for Finish to sort and fold on several
+// cores (when there are), with long runs of one (key, bucket) that the cut
+// between cores must not split, equal Build's tiles.
+func TestBuilderLarge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(53, 54))
+	const n = 3 * partEvents
+	z := rand.NewZipf(rng, 1.3, 1, 5000)
+	var batches []*Events
+	for q := range 3 {
+		ev := &Events{TS: make([]int64, n/3), Values: make([]float64, n/3)}
+		for i := range n / 3 {
+			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
+			ev.TS[i] = int64(q)*1000 + rng.Int64N(5000)
+			ev.Values[i] = float64(rng.IntN(100))
+		}
+		batches = append(batches, ev)
+	}
+	joined := Concat(batches)
+	g := Grid{Width: 2000}
+	needs := aggregate.Mean.Needs()
+	b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+	b.Expect(slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int), slices.Min(joined.TS), slices.Max(joined.TS), n)
+	for _, ev := range batches {
+		b.Add(ev)
+	}
+	if !b.streaming {
+		t.Fatal("the batches were not scanned as they arrived")
+	}
+	got, want := b.Finish(), Build(joined, g, needs, math.MinInt64, math.MaxInt64)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
 	}
 }

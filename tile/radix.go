@@ -3,6 +3,8 @@ package tile
 import (
 	"math/bits"
 	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // radixDigit is the width of one LSD radix pass: 2^11 counters fit in L1.
@@ -132,4 +134,108 @@ func sortLSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) 
 		inKeys = !inKeys
 	}
 	return inKeys
+}
+
+// sortParallel is SortByKey on up to workers cores: the first split on the
+// top bits counts and scatters a share of the keys per core (each core
+// writes its keys of a digit after those of the cores before it, so the
+// sort stays stable), then the cores take the digits' buckets in turn and
+// sort each on its remaining bits.
+func sortParallel[T any](keys []uint64, idx []T, workers int) {
+	n := len(keys)
+	if workers <= 1 || n < msdMin*workers {
+		SortByKey(keys, idx, nil, nil)
+		return
+	}
+	// The bits in which the keys differ, a share per core.
+	diffs := make([]uint64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var d uint64
+			k0 := keys[0]
+			for _, k := range keys[n*w/workers : n*(w+1)/workers] {
+				d |= k ^ k0
+			}
+			diffs[w] = d
+		})
+	}
+	wg.Wait()
+	var diff uint64
+	for _, d := range diffs {
+		diff |= d
+	}
+	width := bits.Len64(diff)
+	if width == 0 {
+		return
+	}
+	// As in sortMSD: buckets of about msdBucket keys, which stay in cache
+	// through their remaining passes.
+	top := min(radixDigit, width, max(1, bits.Len(uint(n/msdBucket))))
+	shift := width - top
+	mask := uint64(1)<<top - 1
+	counts := make([][]int, workers)
+	for w := range workers {
+		wg.Go(func() {
+			c := make([]int, 1<<top)
+			for _, k := range keys[n*w/workers : n*(w+1)/workers] {
+				c[(k>>shift)&mask]++
+			}
+			counts[w] = c
+		})
+	}
+	wg.Wait()
+	// starts[d] is digit d's first slot; counts[w][d] becomes core w's.
+	starts := make([]int, 1<<top+1)
+	sum := 0
+	for d := range 1 << top {
+		starts[d] = sum
+		for w := range workers {
+			c := counts[w][d]
+			counts[w][d] = sum
+			sum += c
+		}
+	}
+	starts[1<<top] = n
+	tmpK := make([]uint64, n)
+	tmpI := make([]T, n)
+	for w := range workers {
+		wg.Go(func() {
+			next := counts[w]
+			lo := n * w / workers
+			for i, k := range keys[lo : n*(w+1)/workers] {
+				d := (k >> shift) & mask
+				p := next[d]
+				next[d]++
+				tmpK[p] = k
+				tmpI[p] = idx[lo+i]
+			}
+		})
+	}
+	wg.Wait()
+	const chunk = 8 // digits per turn
+	var turn atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for {
+				lo := int(turn.Add(chunk)) - chunk
+				if lo >= 1<<top {
+					return
+				}
+				for d := lo; d < min(lo+chunk, 1<<top); d++ {
+					a, b := starts[d], starts[d+1]
+					if b-a < 2 {
+						copy(keys[a:b], tmpK[a:b])
+						copy(idx[a:b], tmpI[a:b])
+						continue
+					}
+					if sortMSD(tmpK[a:b], tmpI[a:b], keys[a:b], idx[a:b], diffWidth(tmpK[a:b])) {
+						copy(keys[a:b], tmpK[a:b])
+						copy(idx[a:b], tmpI[a:b])
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -7,17 +7,40 @@ import (
 )
 
 func TestSortByKey(t *testing.T) {
+	testSort(t, func(keys []uint64, idx []int32) { SortByKey(keys, idx, nil, nil) }, []int{0, 1, 2, 17, 1000, 50_000})
+}
+
+// TestSortParallel: the split over cores sorts as SortByKey does, stably,
+// for inputs below and above the size it splits at, on 1 to 3 cores.
+func TestSortParallel(t *testing.T) {
+	for workers := 1; workers <= 3; workers++ {
+		testSort(t, func(keys []uint64, idx []int32) { sortParallel(keys, idx, workers) }, []int{0, 1, 5000, msdMin*workers + 3, 300_000})
+	}
+}
+
+// testSort checks that sort orders keys stably, moving idx along, on random
+// keys of several sizes and spans (all equal, narrow, wide, the top bit set,
+// a heavy key).
+func testSort(t *testing.T, sort func(keys []uint64, idx []int32), sizes []int) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 2, 17, 1000, 50_000} {
-		for _, span := range []uint64{1, 7, 1 << 11, 1 << 33, 1<<63 + 5} {
+	for _, n := range sizes {
+		for _, span := range []uint64{1, 7, 1 << 11, 1 << 33, 1<<63 + 5, 0} {
 			keys := make([]uint64, n)
 			idx := make([]int32, n)
 			for i := range keys {
-				keys[i] = rng.Uint64N(span)
+				if span == 0 { // a heavy key among light ones
+					keys[i] = 1 << 40
+					if rng.IntN(4) == 0 {
+						keys[i] = rng.Uint64N(1 << 41)
+					}
+				} else {
+					keys[i] = rng.Uint64N(span)
+				}
 				idx[i] = int32(i)
 			}
 			orig := slices.Clone(keys)
-			SortByKey(keys, idx, nil, nil)
+			sort(keys, idx)
 			for i := range keys {
 				if keys[i] != orig[idx[i]] {
 					t.Fatalf("n %d span %d: key %d does not follow its index", n, span, i)
