@@ -93,6 +93,10 @@ func (p *Prefix) BuildTiles(count, n []int64, sum, m2 []float64, needs Needs) {
 	p.needs = needs
 	m := len(count)
 	p.count = grow(p.count, m+1)
+	if needs&NeedSum != 0 && needs&NeedM2 == 0 {
+		p.sumTiles(count, n, sum)
+		return
+	}
 	var c int64
 	for i, x := range count {
 		c += x
@@ -143,6 +147,29 @@ func (p *Prefix) BuildTiles(count, n []int64, sum, m2 []float64, needs Needs) {
 	}
 }
 
+// sumTiles builds the count, N and sum prefixes in one pass over the tiles,
+// for needs with Sum and without M2 (count, sum and mean: the most common
+// features), which need no shift. The adds are those of the general build,
+// in the same order: the prefixes are identical.
+func (p *Prefix) sumTiles(count, n []int64, sum []float64) {
+	m := len(count)
+	p.alloc(m, p.needs)
+	pc, pn := p.count[1:m+1], p.n[1:m+1]
+	ps, pl := p.s1[1:m+1], p.s1lo[1:m+1]
+	n, sum = n[:m], sum[:m]
+	var c, an int64
+	var s1 ddSum
+	for i, x := range count {
+		c += x
+		ni := n[i]
+		if ni > 0 {
+			s1.add(sum[i])
+		}
+		an += ni
+		pc[i], pn[i], ps[i], pl[i] = c, an, s1.hi, s1.lo
+	}
+}
+
 // Range returns the state of points [i, j): Count, and N, Sum and M2 where
 // the build's needs asked for them. Min and Max are left zero (see Extreme).
 func (p *Prefix) Range(i, j int) State {
@@ -168,6 +195,24 @@ func (p *Prefix) Range(i, j int) State {
 		}
 	}
 	return st
+}
+
+// Sums returns the Count, N and Sum of points [i, j), the same as Range's,
+// without the rest of a State.
+func (p *Prefix) Sums(i, j int) (count, n int64, sum float64) {
+	if len(p.count) == 0 {
+		count = int64(j - i)
+	} else {
+		count = p.count[j] - p.count[i]
+	}
+	if !p.needs.HasValues() {
+		return count, 0, 0
+	}
+	n = p.n[j] - p.n[i]
+	if n == 0 || p.needs&(NeedSum|NeedM2) == 0 {
+		return count, n, 0
+	}
+	return count, n, diff(p.s1[j], p.s1lo[j], p.s1[i], p.s1lo[i])
 }
 
 func eventMean(values []float64, valid []bool) float64 {

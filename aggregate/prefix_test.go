@@ -224,3 +224,49 @@ func TestPrefixReuse(t *testing.T) {
 		t.Fatalf("count-only events Range(3, 10) = %+v, want Count 7", r)
 	}
 }
+
+// TestPrefixSumsIdentical: the one-pass build for sum and mean gives the
+// same bits as the general build (kept for var), and Sums the same bits as
+// Range, for tiles and events.
+func TestPrefixSumsIdentical(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var p, q Prefix
+	same := func(what string, i, j int) {
+		t.Helper()
+		r := p.Range(i, j)
+		c, n, s := p.Sums(i, j)
+		if c != r.Count || n != r.N || math.Float64bits(s) != math.Float64bits(r.Sum) {
+			t.Fatalf("%s: Sums(%d, %d) = %d, %d, %v; Range %+v", what, i, j, c, n, s, r)
+		}
+	}
+	for _, shape := range shapes {
+		for _, m := range []int{0, 1, 7, 300} {
+			tiles := genTiles(rng, m, shape)
+			count, n := make([]int64, m), make([]int64, m)
+			sum, m2 := make([]float64, m), make([]float64, m)
+			for k, s := range tiles {
+				count[k], n[k], sum[k], m2[k] = s.Count, s.N, s.Sum, s.M2
+			}
+			p.BuildTiles(count, n, sum, nil, Mean.Needs())
+			q.BuildTiles(count, n, sum, m2, Var.Needs())
+			for i := 0; i <= m; i++ {
+				for j := i; j <= m; j++ {
+					a, b := p.Range(i, j), q.Range(i, j)
+					if a.Count != b.Count || a.N != b.N || math.Float64bits(a.Sum) != math.Float64bits(b.Sum) {
+						t.Fatalf("%s/m=%d: Range(%d, %d) = %+v for mean, %+v for var", shape, m, i, j, a, b)
+					}
+					same(fmt.Sprintf("%s/m=%d tiles", shape, m), i, j)
+				}
+			}
+			vals, valid := genValues(rng, m, shape)
+			for _, needs := range prefixNeeds {
+				p.BuildEvents(vals, valid, needs)
+				for i := 0; i <= m; i += 1 + m/40 {
+					for j := i; j <= m; j++ {
+						same(fmt.Sprintf("%s/m=%d events %s", shape, m, needs), i, j)
+					}
+				}
+			}
+		}
+	}
+}

@@ -279,9 +279,14 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, events func(keep *tile.Dict) (*tile.Events, error), opt Options, st *Stats) error {
 	g, sp := w.g, w.sp
 	p := &plan{opt: opt, outs: g.outs}
-	// The spine index needs no data: build it while the data loads.
+	// The spine index needs no data: build it while the data loads. Except
+	// where the sweep reads tiles alone: there it waits for them, to number
+	// the keys in the tiles' order (series.renumber).
+	byTiles := opt.Materialized && !opt.Align
 	index := make(chan *spineIndex, 1)
-	go func() { index <- newSpineIndex(sp.Times, ids, dict.Len()) }()
+	if !byTiles {
+		go func() { index <- newSpineIndex(sp.Times, ids, dict.Len()) }()
+	}
 	var ev *tile.Events
 	if w.needsEvents(opt) {
 		var err error
@@ -322,6 +327,10 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 		set.AppendAll(tile.Build(ev, ts.Grid, ts.Needs, gap.From, gap.To))
 	}
 	p.a = tileSeries(set, dict)
+	if byTiles {
+		p.run(newRankedIndex(sp.Times, ids, p.a.renumber(), dict.Len()))
+		return nil
+	}
 	si := <-index
 	if opt.Align {
 		heads := ev

@@ -21,7 +21,10 @@ type series struct {
 	tiles      bool
 	needs      aggregate.Needs
 	first, end []int32
-	pos        []int64
+	// runs lists the spine key ids whose tiles are read in place, in the
+	// order of their runs in the set (nil otherwise); see renumber.
+	runs []int32
+	pos  []int64
 	// tiles
 	count, n          []int64
 	sum, m2, min, max []float64
@@ -189,6 +192,7 @@ func tileRuns(set *tile.Set, dict *tile.Dict, s *series) bool {
 	ids := dict.LookupAll(&keys, make([]int32, 0, len(starts)))
 	first := make([]int32, dict.Len())
 	end := make([]int32, dict.Len())
+	runs := make([]int32, 0, min(len(ids), dict.Len()))
 	for j, id := range ids {
 		if id < 0 {
 			continue
@@ -201,11 +205,47 @@ func tileRuns(set *tile.Set, dict *tile.Dict, s *series) bool {
 			e = starts[j+1]
 		}
 		first[id], end[id] = starts[j], e
+		runs = append(runs, id)
 	}
-	s.first, s.end = first, end
+	s.first, s.end, s.runs = first, end, runs
 	s.pos, s.count, s.n = set.Start, set.Count, set.N
 	s.sum, s.m2, s.min, s.max = set.Sum, set.M2, set.Min, set.Max
 	return true
+}
+
+// renumber gives the spine's keys new ids in the order of their runs in
+// the tile set, keys without tiles last, and indexes s by the new ids. It
+// returns rank (rank[old id] = new id), or nil, changing nothing, when s
+// was not read in place.
+//
+// Spine key ids follow the keys' first appearance in the spine, while the
+// set is sorted by key: a sweep in old id order reads each key's tiles at a
+// random place of columns far larger than the caches, a few cache misses
+// per column and key. In new id order it reads them front to back.
+func (s *series) renumber() []int32 {
+	if s.runs == nil {
+		return nil
+	}
+	n := len(s.first)
+	rank := make([]int32, n)
+	for id := range rank {
+		rank[id] = -1
+	}
+	first, end := make([]int32, n), make([]int32, n)
+	next := int32(0)
+	for _, id := range s.runs {
+		rank[id] = next
+		first[next], end[next] = s.first[id], s.end[id]
+		next++
+	}
+	for id, r := range rank {
+		if r < 0 { // no tiles: an empty segment
+			rank[id] = next
+			next++
+		}
+	}
+	s.first, s.end, s.runs = first, end, nil
+	return rank
 }
 
 func gather[T any](col []T, order []int32) []T {
@@ -221,14 +261,15 @@ func gather[T any](col []T, order []int32) []T {
 
 // groupByThenPos orders the rows with id >= 0 by (id, pos) and returns the
 // positions in that order too (at[i] = pos[order[i]]): rows of id g are
-// order[off[g]:off[g+1]].
+// order[off[g]:off[g+1]]. A non-nil rank renumbers the ids first (a row of
+// id x counts as id rank[x]).
 //
 // A counting sort by id, split over the cores (each part of the rows counts
 // its ids, then writes its rows after those of the earlier parts, so the
 // sort is stable), carries each row's position along; then each id's
 // segment is sorted by position, which costs one scan for segments already
 // in order (rows in time order, as spines usually are).
-func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32, at []int64) {
+func groupByThenPos(ids, rank []int32, pos []int64, n int) (order, off []int32, at []int64) {
 	rows := len(ids)
 	parts := max(1, min(runtime.GOMAXPROCS(0), rows/(1<<16)))
 	counts := make([][]int32, parts)
@@ -238,6 +279,9 @@ func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32, at []i
 			c := make([]int32, n)
 			for _, id := range ids[rows*q/parts : rows*(q+1)/parts] {
 				if id >= 0 {
+					if rank != nil {
+						id = rank[id]
+					}
 					c[id]++
 				}
 			}
@@ -265,6 +309,9 @@ func groupByThenPos(ids []int32, pos []int64, n int) (order, off []int32, at []i
 			lo := rows * q / parts
 			for i, id := range ids[lo : rows*(q+1)/parts] {
 				if id >= 0 {
+					if rank != nil {
+						id = rank[id]
+					}
 					k := next[id]
 					next[id]++
 					order[k] = int32(lo + i)

@@ -1,9 +1,11 @@
 package offline
 
 import (
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -38,5 +40,67 @@ func TestEventSeriesParts(t *testing.T) {
 				t.Fatalf("key %d not sorted by time", g)
 			}
 		}
+	}
+}
+
+// TestRenumber: keys renumbered in the order of their tile runs keep their
+// segments, take the tiles front to back, and the spine index built with
+// the ranks equals one built from renumbered ids.
+func TestRenumber(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	ev := &tile.Events{}
+	for range 20_000 {
+		ev.Keys.Int = append(ev.Keys.Int, rng.Int64N(2000)*3)
+		ev.TS = append(ev.TS, rng.Int64N(1e11))
+		ev.Values = append(ev.Values, float64(rng.IntN(100)))
+	}
+	set := tile.Build(ev, tile.Grid{Width: 3600e6}, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64)
+	dict := tile.NewDict(false)
+	spineKeys := &tile.Keys{Int: append(slices.Clone(ev.Keys.Int[:5000]), -1, -4)} // two keys without tiles
+	ids := dict.AddAll(spineKeys, nil)
+	s := tileSeries(set, dict)
+	first, end := slices.Clone(s.first), slices.Clone(s.end)
+	rank := s.renumber()
+	if rank == nil {
+		t.Fatal("a series read in place was not renumbered")
+	}
+	seen := make([]bool, dict.Len())
+	for g, r := range rank {
+		if seen[r] {
+			t.Fatalf("rank %d given twice", r)
+		}
+		seen[r] = true
+		if s.first[r] != first[g] || s.end[r] != end[g] {
+			t.Fatalf("key %d: segment [%d, %d) became [%d, %d)", g, first[g], end[g], s.first[r], s.end[r])
+		}
+	}
+	for r := 1; r < dict.Len(); r++ {
+		if s.end[r] > s.first[r] && s.first[r] < s.end[r-1] {
+			t.Fatalf("new id %d's tiles start at %d, before the end %d of id %d's", r, s.first[r], s.end[r-1], r-1)
+		}
+	}
+	if s.end[dict.Len()-1] != s.first[dict.Len()-1] || s.end[dict.Len()-2] != s.first[dict.Len()-2] {
+		t.Fatal("keys without tiles are not numbered last")
+	}
+	times := make([]int64, len(ids))
+	for i := range times {
+		times[i] = rng.Int64N(1e11)
+	}
+	renumbered := make([]int32, len(ids))
+	for i, id := range ids {
+		renumbered[i] = rank[id]
+	}
+	got := newRankedIndex(times, ids, rank, dict.Len())
+	want := newSpineIndex(times, renumbered, dict.Len())
+	if !slices.Equal(got.order, want.order) || !slices.Equal(got.off, want.off) || !slices.Equal(got.at, want.at) {
+		t.Fatal("ranked index differs from the index of renumbered ids")
+	}
+	// A gathered series (not read in place) keeps its ids.
+	shuffled := &tile.Set{Needs: set.Needs}
+	for _, i := range rng.Perm(set.Len()) {
+		shuffled.Append(set.Keys.Int[i], "", set.Start[i], set.State(i))
+	}
+	if tileSeries(shuffled, dict).renumber() != nil {
+		t.Fatal("a gathered series was renumbered")
 	}
 }

@@ -21,7 +21,13 @@ type spineIndex struct {
 }
 
 func newSpineIndex(times []int64, ids []int32, nkeys int) *spineIndex {
-	order, off, at := groupByThenPos(ids, times, nkeys)
+	return newRankedIndex(times, ids, nil, nkeys)
+}
+
+// newRankedIndex is newSpineIndex with the key ids renumbered by rank (nil:
+// unchanged), as series.renumber returns it.
+func newRankedIndex(times []int64, ids, rank []int32, nkeys int) *spineIndex {
+	order, off, at := groupByThenPos(ids, rank, times, nkeys)
 	return &spineIndex{times: times, order: order, off: off, at: at}
 }
 
@@ -39,6 +45,13 @@ type output struct {
 type span struct {
 	first *output
 	outs  []int // indices into plan.outs
+	// Where the span's state goes in a record (see layout), -1 for none:
+	// the sum's bits, Count (and N, packed), N (wide layout).
+	sumWord, countWord, nWord int
+	values                    []int // outputs stored as values (min, max, var, std)
+	// The window in whole buckets (materialized modes): the range starts
+	// the window's length before the row's bucket.
+	wholeBuckets bool
 }
 
 // cursor is one span's sweep state over one key: the point ranges of the
@@ -55,6 +68,10 @@ type plan struct {
 	a, b  *series
 	outs  []*output
 	spans []span
+	lay   layout
+	// tilesOnly: materialized without align, every span on one grid (see
+	// sweeper.tileRows).
+	tilesOnly bool
 }
 
 // group the outputs into spans.
@@ -70,7 +87,14 @@ func (p *plan) groupSpans() {
 			}
 		}
 		if !found {
-			p.spans = append(p.spans, span{first: o, outs: []int{k}})
+			whole := o.grid.Width > 0 && !o.window.All() && o.window.Micros%o.grid.Width == 0
+			p.spans = append(p.spans, span{first: o, outs: []int{k}, wholeBuckets: whole})
+		}
+	}
+	p.tilesOnly = p.opt.Materialized && !p.opt.Align && p.b == nil && len(p.spans) > 0
+	for i := range p.spans {
+		if g := p.spans[i].first.grid; g.Width <= 0 || g != p.spans[0].first.grid {
+			p.tilesOnly = false
 		}
 	}
 }
@@ -120,24 +144,44 @@ func floorOrMin(g tile.Grid, lo int64) int64 {
 // Rows come in key order but the columns are in input order: writing each
 // value straight to its row would touch a random cache line (and page) of
 // every column per row. Instead the sweep writes each row's values as one
-// record into an out buffer laid out by block of input rows (see
-// outBuffer), a few hundred sequential streams; a second pass then copies
-// block by block, each block's part of the columns staying in cache.
+// record (see layout) into an out buffer laid out by block of input rows
+// (see outBuffer), a few hundred sequential streams; a second pass then
+// copies block by block, each block's part of the columns staying in cache.
 func (p *plan) run(sp *spineIndex) {
 	p.groupSpans()
-	ob := newOutBuffer(sp.order, len(sp.times), len(p.outs))
+	p.layOut(true)
+	if !p.sweep(sp) {
+		// A window held 2^32 events or more: sweep again with counts in
+		// words of their own.
+		p.layOut(false)
+		p.sweep(sp)
+	}
+}
+
+// sweep runs the sweep and copies the records to the output columns; it
+// reports false, writing no column, when a count did not fit a packed
+// layout.
+func (p *plan) sweep(sp *spineIndex) bool {
+	ob := newOutBuffer(sp.order, len(sp.times), &p.lay)
+	defer ob.release()
 	nkeys := len(sp.off) - 1
 	const chunk = 256
 	workers := min(runtime.GOMAXPROCS(0), (nkeys+chunk-1)/chunk)
 	var next atomic.Int64
+	var overflow atomic.Bool
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
 		wg.Go(func() {
 			w := &sweeper{p: p, ob: ob, cur: make([]cursor, len(p.spans)), ext: make([]extremes, len(p.outs)),
-				vals: make([]float64, len(p.outs)), oks: make([]bool, len(p.outs))}
+				rec: make([]uint64, p.lay.width)}
+			defer func() {
+				if w.overflow {
+					overflow.Store(true)
+				}
+			}()
 			for {
 				lo := int(next.Add(chunk)) - chunk
-				if lo >= nkeys {
+				if lo >= nkeys || w.overflow {
 					return
 				}
 				for g := lo; g < min(lo+chunk, nkeys); g++ {
@@ -147,25 +191,109 @@ func (p *plan) run(sp *spineIndex) {
 		})
 	}
 	wg.Wait()
+	if overflow.Load() {
+		return false
+	}
 	cols := make([]*Column, len(p.outs))
 	for k, o := range p.outs {
 		cols[k] = o.col
 	}
 	ob.copyTo(cols)
-	ob.release()
+	return true
+}
+
+// layout says where each output's value is in a record of the out buffer.
+// Count, sum and mean are not stored as values: a span stores its state,
+// the sum's bits and the counts, and the copy to the columns derives them
+// (mean = Sum/N) as aggregate.State.Value does. Three such outputs of one
+// window take two words instead of three and a flag. Other outputs store
+// their value's bits and a valid flag, 64 flags to a word after the values.
+type layout struct {
+	width  int     // words per record
+	fields []field // per output
+	// packed: Count in the low and N in the high 32 bits of one word, when
+	// every window holds fewer than 2^32 events; else N has its own word.
+	packed bool
+}
+
+// field locates one output's value in a record.
+type field struct {
+	fn   aggregate.Func
+	word int // stored value, or the span's sum (sum, mean)
+	cnt  int // the span's count word (count, mean)
+	n    int // the span's N word (mean; = cnt when packed)
+	bit  int // stored value: its valid flag, as a bit index from word 0
+}
+
+// stored reports whether an output of fn is stored as a value rather than
+// derived from its span's state.
+func stored(fn aggregate.Func) bool {
+	return fn != aggregate.Count && fn != aggregate.Sum && fn != aggregate.Mean
+}
+
+// layOut sets p.lay and the spans' words.
+func (p *plan) layOut(packed bool) {
+	l := layout{fields: make([]field, len(p.outs)), packed: packed}
+	w := 0
+	var values []int // stored outputs, in order
+	for si := range p.spans {
+		sn := &p.spans[si]
+		sn.sumWord, sn.countWord, sn.nWord, sn.values = -1, -1, -1, sn.values[:0]
+		var sum, count, mean bool
+		for _, k := range sn.outs {
+			switch p.outs[k].fn {
+			case aggregate.Sum:
+				sum = true
+			case aggregate.Count:
+				count = true
+			case aggregate.Mean:
+				sum, mean = true, true
+			default:
+				sn.values = append(sn.values, k)
+			}
+		}
+		if sum {
+			sn.sumWord = w
+			w++
+		}
+		if count || mean {
+			sn.countWord, sn.nWord = w, w
+			w++
+			if !packed {
+				sn.nWord = w
+				w++
+			}
+		}
+		for _, k := range sn.outs {
+			f := &l.fields[k]
+			f.fn = p.outs[k].fn
+			f.word, f.cnt, f.n = sn.sumWord, sn.countWord, sn.nWord
+			if stored(f.fn) {
+				f.word = w
+				w++
+				values = append(values, k)
+			}
+		}
+	}
+	for j, k := range values {
+		l.fields[k].bit = w*64 + j
+	}
+	l.width = w + (len(values)+63)/64
+	p.lay = l
 }
 
 // outBuffer holds the values of every output for every row of a sweep, one
-// record per row: the values' bits, then the valid flags, 64 to a word.
-// Records are ordered by block of input rows (rows r>>shift together) and by
-// spine index order within a block: slot[i] is the record of the spine
-// index's row i, and rows[s] the input row of record s.
+// record per row (see layout). Records are ordered by block of input rows
+// (rows r>>shift together) and by spine index order within a block:
+// slot[i] is the record of the spine index's row i, and rows[s] the input
+// row of record s.
 type outBuffer struct {
-	outs, width int // outputs, words per record
-	shift       uint
-	slot, rows  []int32
-	start       []int32 // block q's records are [start[q], start[q+1])
-	words       []uint64
+	lay        *layout
+	width      int // words per record
+	shift      uint
+	slot, rows []int32
+	start      []int32 // block q's records are [start[q], start[q+1])
+	words      []uint64
 }
 
 // outBlockBytes bounds the bytes of the columns one block of rows covers: a
@@ -174,9 +302,10 @@ const outBlockBytes = 256 << 10
 
 // newOutBuffer returns a buffer for the rows of order, input rows of a spine
 // of spineRows rows.
-func newOutBuffer(order []int32, spineRows, outs int) *outBuffer {
+func newOutBuffer(order []int32, spineRows int, lay *layout) *outBuffer {
 	n := len(order)
-	b := &outBuffer{outs: outs, width: outs + (outs+63)/64}
+	outs := len(lay.fields)
+	b := &outBuffer{lay: lay, width: lay.width}
 	b.shift = 6 // at least one cache line of every column
 	for 2<<b.shift*8*outs <= outBlockBytes {
 		b.shift++
@@ -245,21 +374,12 @@ func (b *outBuffer) release() {
 	wordPool.Put(&w)
 }
 
-// put writes the record of the spine index's row i.
-func (b *outBuffer) put(i int, vals []float64, oks []bool) {
+// put writes rec as the record of the spine index's row i.
+func (b *outBuffer) put(i int, rec []uint64) {
 	s := int(b.slot[i]) * b.width
-	rec := b.words[s : s+b.width : s+b.width]
-	for k, v := range vals {
-		rec[k] = math.Float64bits(v)
-	}
-	for w := range rec[b.outs:] {
-		var bits uint64
-		for k, ok := range oks[w*64 : min(len(oks), w*64+64)] {
-			if ok {
-				bits |= 1 << k
-			}
-		}
-		rec[b.outs+w] = bits
+	dst := b.words[s : s+len(rec) : s+len(rec)]
+	for k, x := range rec { // a few words: a loop costs less than a memmove call
+		dst[k] = x
 	}
 }
 
@@ -292,17 +412,46 @@ func (b *outBuffer) copyBlock(cols []*Column, lo, hi int) {
 		return
 	}
 	rows := b.rows[lo:hi]
+	recs := b.words[lo*b.width : hi*b.width]
+	wd := b.width
+	nShift, countMask := uint(0), ^uint64(0)
+	if b.lay.packed {
+		nShift, countMask = 32, math.MaxUint32
+	}
 	for k, col := range cols {
+		f := &b.lay.fields[k]
 		vals, valid := col.Values, col.Valid
-		words := b.words[lo*b.width+k:]
-		for i, r := range rows {
-			vals[r] = math.Float64frombits(words[i*b.width])
-		}
-		if valid != nil {
-			words := b.words[lo*b.width+b.outs+k/64:]
-			bit := uint(k % 64)
+		switch f.fn {
+		case aggregate.Count:
 			for i, r := range rows {
-				valid[r] = words[i*b.width]>>bit&1 != 0
+				vals[r] = float64(int64(recs[i*wd+f.cnt] & countMask))
+			}
+		case aggregate.Sum:
+			for i, r := range rows {
+				vals[r] = math.Float64frombits(recs[i*wd+f.word])
+			}
+		case aggregate.Mean:
+			// As aggregate.State.Value: Sum/N, null when N is 0.
+			for i, r := range rows {
+				n := int64(recs[i*wd+f.n] >> nShift)
+				v := 0.0
+				if n != 0 {
+					v = math.Float64frombits(recs[i*wd+f.word]) / float64(n)
+				}
+				vals[r] = v
+				if valid != nil {
+					valid[r] = n != 0
+				}
+			}
+		default:
+			for i, r := range rows {
+				vals[r] = math.Float64frombits(recs[i*wd+f.word])
+			}
+			if valid != nil {
+				at, bit := f.bit/64, uint(f.bit%64)
+				for i, r := range rows {
+					valid[r] = recs[i*wd+at]>>bit&1 != 0
+				}
 			}
 		}
 	}
@@ -315,8 +464,9 @@ type sweeper struct {
 	va, vb view
 	cur    []cursor   // per span
 	ext    []extremes // per output
-	vals   []float64  // per output: the value of the previous row
-	oks    []bool
+	rec    []uint64   // the record of the previous row
+	// overflow: a count did not fit the packed layout; the sweep stops.
+	overflow bool
 }
 
 // key computes every output for the rows of key g.
@@ -348,6 +498,10 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 			e.b.Reset(vb.maxs, vb.valid, true)
 		}
 	}
+	if p.tilesOnly {
+		w.tileRows(sp, base, len(rows))
+		return
+	}
 	for j := range rows {
 		t := sp.at[base+j]
 		var lastGrid tile.Grid
@@ -373,7 +527,50 @@ func (w *sweeper) key(sp *spineIndex, g int) {
 				w.compute(sn, c)
 			}
 		}
-		w.ob.put(base+j, w.vals, w.oks)
+		w.ob.put(base+j, w.rec)
+	}
+}
+
+// tileRows is key's row loop for plans that are tilesOnly: the ranges
+// plan.bounds gives, with each row's bucket found once for every span (by
+// a division only when the row leaves the bucket of the previous row), and
+// the end of the range, the same for every span, advanced once.
+func (w *sweeper) tileRows(sp *spineIndex, base, n int) {
+	p := w.p
+	pos := w.va.pos
+	grid := p.spans[0].first.grid
+	var fl int64
+	ja := 0
+	for j := range n {
+		t := sp.at[base+j]
+		if j == 0 || uint64(t-fl) >= uint64(grid.Width) {
+			fl = grid.Floor(t)
+		}
+		hi := fl + grid.Width // up to the end of the row's bucket
+		if fl == t {
+			hi = t
+		}
+		ja = advance(pos, ja, hi)
+		for si := range p.spans {
+			sn := &p.spans[si]
+			c := &w.cur[si]
+			lo := int64(math.MinInt64)
+			switch win := sn.first.window; {
+			case sn.wholeBuckets:
+				lo = fl - win.Micros
+			case !win.All():
+				lo = grid.Floor(t - win.Micros)
+			}
+			// The range starts at or before its end (lo <= fl <= hi): ia <= ja.
+			ia := advance(pos, c.ia, lo)
+			// A row that reads the same tiles as the previous row of its
+			// key (same bucket) gets the same values.
+			if j == 0 || ia != c.ia || ja != c.ja {
+				c.ia, c.ja = ia, ja
+				w.compute(sn, c)
+			}
+		}
+		w.ob.put(base+j, w.rec)
 	}
 }
 
@@ -396,29 +593,68 @@ func (w *sweeper) reach(t int64) (loA, hiA, loB, hiB int64) {
 	return loA, hiA, loB, hiB
 }
 
-// compute sets w.vals and w.oks of span sn's outputs over the points of c.
+// compute writes span sn's part of w.rec over the points of c.
 func (w *sweeper) compute(sn *span, c *cursor) {
 	p := w.p
+	if p.b == nil && len(sn.values) == 0 {
+		// Count, sum and mean alone, from one series: the sums suffice.
+		count, n, sum := w.va.prefix.Sums(c.ia, c.ja)
+		if !sn.putSums(w.rec, count, n, sum, p.lay.packed) {
+			w.overflow = true
+		}
+		return
+	}
 	st := w.va.prefix.Range(c.ia, c.ja)
 	if p.b != nil {
 		st.Merge(w.vb.prefix.Range(c.ib, c.jb))
 	}
-	for _, k := range sn.outs {
-		o := p.outs[k]
+	if !sn.putSums(w.rec, st.Count, st.N, st.Sum, p.lay.packed) {
+		w.overflow = true
+	}
+	for _, k := range sn.values {
+		f := &p.lay.fields[k]
 		var v float64
 		var ok bool
-		switch o.fn {
+		switch f.fn {
 		case aggregate.Min, aggregate.Max:
 			e := &w.ext[k]
 			v, ok = e.a.Query(c.ia, c.ja)
 			if p.b != nil {
 				vb2, okb := e.b.Query(c.ib, c.jb)
-				v, ok = pick(o.fn == aggregate.Max, v, ok, vb2, okb)
+				v, ok = pick(f.fn == aggregate.Max, v, ok, vb2, okb)
 			}
 		default:
-			v, ok = st.Value(o.fn)
+			v, ok = st.Value(f.fn)
 		}
-		w.vals[k], w.oks[k] = v, ok
+		f.putValue(w.rec, v, ok)
+	}
+}
+
+// putSums writes the span's state (a State's Count, N and Sum) to rec; it
+// reports false when a count does not fit the packed layout.
+func (sn *span) putSums(rec []uint64, count, n int64, sum float64, packed bool) bool {
+	if sn.sumWord >= 0 {
+		rec[sn.sumWord] = math.Float64bits(sum)
+	}
+	if sn.countWord < 0 {
+		return true
+	}
+	if !packed {
+		rec[sn.countWord], rec[sn.nWord] = uint64(count), uint64(n)
+		return true
+	}
+	rec[sn.countWord] = uint64(count) | uint64(n)<<32
+	return uint64(count) <= math.MaxUint32 && uint64(n) <= math.MaxUint32
+}
+
+// putValue writes a stored output's value and valid flag to rec.
+func (f *field) putValue(rec []uint64, v float64, ok bool) {
+	rec[f.word] = math.Float64bits(v)
+	at, bit := f.bit/64, uint(f.bit%64)
+	if ok {
+		rec[at] |= 1 << bit
+	} else {
+		rec[at] &^= 1 << bit
 	}
 }
 
