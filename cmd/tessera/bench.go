@@ -18,8 +18,9 @@ func newBench() *cobra.Command {
 		Long: `bench generates card transactions with Zipf-distributed users at a scale
 (1M, 20M or 100M events; spines of 100k, 2M, 10M rows), backfills them, builds the
 same training set naively (on a sample of rows), with the exact sweep and from tiles,
-and prints rates, ratios, peak memory and tile bytes against event bytes. The data
-stays in --dir and is reused by later runs of the same scale.`,
+and prints rates, ratios, peak memory and tile bytes against event bytes. Steps
+shorter than a second (all but the backfill) run three times and report the median.
+The data stays in --dir and is reused by later runs of the same scale.`,
 		Example: "  tessera bench --scale 1M\n  GOMAXPROCS=1 tessera bench --scale 20M --dir /var/tmp/tessera-bench",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
