@@ -16,6 +16,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/encoding"
+
+	"github.com/tessera-fe/tessera/internal/snappy"
 )
 
 // rowGroupRows is how many rows Write puts in one Parquet row group.
@@ -207,7 +209,7 @@ func writeParquet(f *os.File, t *Table) (err error) {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w := parquet.NewWriter(bw,
 		parquet.NewSchema("table", group),
-		parquet.Compression(&parquet.Snappy),
+		parquet.Compression(snappy.Codec{}),
 	)
 	// Columns encode and compress independently: one goroutine per column,
 	// at most one per core, each with its own value buffer.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/internal/sample"
+	"github.com/tessera-fe/tessera/internal/snappy"
 	"github.com/tessera-fe/tessera/tile"
 )
 
@@ -118,6 +119,7 @@ var benchFormats = []struct {
 	{"delta+zstd", objectFormat{codec: &parquet.Zstd, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+zstd-fastest", objectFormat{codec: &zstd.Codec{Level: zstd.SpeedFastest}, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+snappy", objectFormat{codec: &parquet.Snappy, ints: &parquet.DeltaBinaryPacked}},
+	{"delta+snappy-std", objectFormat{codec: snappy.Codec{}, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+none", objectFormat{codec: &parquet.Uncompressed, ints: &parquet.DeltaBinaryPacked}},
 	{"delta+split+zstd", objectFormat{codec: &parquet.Zstd, ints: &parquet.DeltaBinaryPacked, floats: &parquet.ByteStreamSplit}},
 	{"delta+split+snappy", objectFormat{codec: &parquet.Snappy, ints: &parquet.DeltaBinaryPacked, floats: &parquet.ByteStreamSplit}},

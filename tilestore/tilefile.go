@@ -12,10 +12,10 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/snappy"
 	"github.com/tessera-fe/tessera/tile"
 )
 
@@ -41,17 +41,19 @@ type objectFormat struct {
 }
 
 // tileFormat is the format of new tile objects: DELTA_BINARY_PACKED integer
-// columns (sorted keys and starts, small counts) in Zstandard-compressed
-// pages. On 4.56M tiles (20M sample events, 4h, count and sum;
-// BenchmarkTileCodec) it is as small as PLAIN+Zstandard and a full load
-// takes about 20% less CPU; Snappy loads about as fast but is 30-70% larger;
-// BYTE_STREAM_SPLIT on the doubles loads faster still but makes objects 40%
-// larger; parquet-go's LZ4_RAW does not read back what it writes.
-// Zstandard's fastest level costs about 40% less CPU to write than its
-// default level (1.2 s instead of 1.8-2.3 s for those tiles, where
-// compression is most of the encoding), for objects 4-10% larger (6.1 bytes
-// a tile instead of 5.6) that load as fast.
-var tileFormat = objectFormat{codec: &zstd.Codec{Level: zstd.SpeedFastest}, ints: &parquet.DeltaBinaryPacked}
+// columns (sorted keys and starts, small counts) in Snappy-compressed pages,
+// encoded at Snappy's usual speed (internal/snappy). On 4.56M tiles (20M
+// sample events, 4h, count and sum; BenchmarkTileCodec, one run): writing
+// takes half the CPU of Zstandard at its fastest level (0.61 s against
+// 1.20 s; compression is most of the encoding of these small pages) and a
+// full load 7% less, for objects 31% larger (8.0 bytes a tile instead of
+// 6.1; still a tenth of the events' Parquet). parquet-go's own SNAPPY
+// encodes in S2's slower "better" mode (0.73 s, 7.2 bytes). PLAIN integers
+// compress worse for no gain; BYTE_STREAM_SPLIT on the doubles loads faster
+// but makes objects 40% larger; parquet-go's LZ4_RAW does not read back what
+// it writes. Objects written with another codec (older objects used
+// Zstandard) read as before: each column chunk names its codec.
+var tileFormat = objectFormat{codec: snappy.Codec{}, ints: &parquet.DeltaBinaryPacked}
 
 // maxRowGroups bounds the row groups of one object, and so the size of its
 // record in the manifest (about 250 bytes per row group): larger objects get
