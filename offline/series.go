@@ -3,6 +3,7 @@ package offline
 import (
 	"cmp"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
@@ -36,20 +37,23 @@ type series struct {
 // eventSeries keeps the events whose key is in dict, grouped and sorted.
 //
 // Keys are split into contiguous id ranges of about equal event counts, one
-// per core. Each part radix-sorts its events by time carrying (key id,
-// value) along, then scatters them into its own region of the output, so
-// no step reads an event at random.
+// per core. Each part radix-sorts its events by one number holding the key
+// id (within the part) above the time, carrying the value along, and writes
+// them out in that order: its region of the output, front to back. Where
+// the id and the time span do not fit 64 bits together, the part sorts by
+// time carrying the id and scatters the events to their keys' segments.
 func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *series {
 	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
 	n := dict.Len()
 	off := make([]int32, n+1)
-	lo := int64(math.MaxInt64)
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
 	for i, id := range ids {
 		if id >= 0 {
 			off[id+1]++
-			lo = min(lo, ev.TS[i])
+			lo, hi = min(lo, ev.TS[i]), max(hi, ev.TS[i])
 		}
 	}
+	tsBits := bits.Len64(uint64(hi) - uint64(lo)) // 0 when no event is kept
 	for g := range n {
 		off[g+1] += off[g]
 	}
@@ -80,6 +84,10 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 	for q := range parts {
 		wg.Go(func() {
 			a, b := cut[q], cut[q+1]
+			if bits.Len32(uint32(max(b-a-1, 0)))+tsBits <= 64 {
+				s.fillSorted(ev, ids, a, b, off[a], off[b], lo, tsBits)
+				return
+			}
 			size := off[b] - off[a]
 			keys := make([]uint64, 0, size)
 			pay := make([]payload, 0, size)
@@ -117,6 +125,60 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 	}
 	wg.Wait()
 	return s
+}
+
+// fillSorted writes the events of ids [a, b) to positions [from, to) of s,
+// grouped by id and sorted by time: a stable radix sort of (id-a) << tsBits
+// | (ts-lo), which fits 64 bits, carrying the values.
+func (s *series) fillSorted(ev *tile.Events, ids []int32, a, b, from, to int32, lo int64, tsBits int) {
+	size := int(to - from)
+	keys := make([]uint64, 0, size)
+	withValues := s.vals != nil
+	var vals []float64
+	if withValues {
+		vals = make([]float64, 0, size)
+	}
+	nan := math.NaN()
+	for i, id := range ids {
+		if id < a || id >= b {
+			continue
+		}
+		keys = append(keys, uint64(id-a)<<tsBits|uint64(ev.TS[i]-lo))
+		if withValues {
+			v := ev.Values[i]
+			if ev.Valid != nil && !ev.Valid[i] {
+				v = nan
+			}
+			vals = append(vals, v)
+		}
+	}
+	if withValues {
+		tile.SortByKey(keys, vals, nil, nil)
+	} else {
+		tile.SortByKey(keys, make([]struct{}, len(keys)), nil, nil)
+	}
+	mask := uint64(1)<<tsBits - 1 // tsBits < 64: an id bit at least, or none kept
+	if tsBits == 64 {
+		mask = math.MaxUint64
+	}
+	pos := s.pos[from:to]
+	for i, k := range keys {
+		pos[i] = int64(k&mask) + lo
+	}
+	if !withValues {
+		return
+	}
+	out := s.vals[from:to]
+	copy(out, vals)
+	if s.valid != nil {
+		valid := s.valid[from:to]
+		for i, v := range out {
+			valid[i] = v == v
+			if v != v {
+				out[i] = 0
+			}
+		}
+	}
 }
 
 // tileSeries keeps the tiles whose key is in dict, grouped and sorted.

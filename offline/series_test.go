@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -102,5 +103,61 @@ func TestRenumber(t *testing.T) {
 	}
 	if tileSeries(shuffled, dict).renumber() != nil {
 		t.Fatal("a gathered series was renumbered")
+	}
+}
+
+// TestEventSeriesOrder: every key's events, in time order and input order
+// among equal times, with their values and nulls, whether the key id and
+// the time span fit one 64-bit sort key (narrow spans) or not (times across
+// most of int64), on one core and on several.
+func TestEventSeriesOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, span := range []int64{50, 1e12, math.MaxInt64} {
+		ev := &tile.Events{}
+		for range 300_000 {
+			ev.Keys.Int = append(ev.Keys.Int, rng.Int64N(3000))
+			ts := rng.Int64N(span)
+			if span == math.MaxInt64 && rng.IntN(2) == 0 {
+				ts = -ts
+			}
+			ev.TS = append(ev.TS, ts)
+			ev.Values = append(ev.Values, float64(rng.IntN(1000)))
+			ev.Valid = append(ev.Valid, rng.IntN(10) != 0)
+		}
+		dict := tile.NewDict(false)
+		dict.AddAll(&tile.Keys{Int: ev.Keys.Int[:100_000]}, nil)
+		// The reference: each key's events, stably sorted by time.
+		want := make([][]int, dict.Len())
+		all := dict.LookupAll(&ev.Keys, nil)
+		for i, id := range all {
+			if id >= 0 {
+				want[id] = append(want[id], i)
+			}
+		}
+		for _, rows := range want {
+			slices.SortStableFunc(rows, func(a, b int) int { return cmp.Compare(ev.TS[a], ev.TS[b]) })
+		}
+		for _, procs := range []int{1, 3} {
+			prev := runtime.GOMAXPROCS(procs)
+			s := eventSeries(ev, dict, aggregate.Mean.Needs())
+			runtime.GOMAXPROCS(prev)
+			for g, rows := range want {
+				a, b := s.first[g], s.end[g]
+				if int(b-a) != len(rows) {
+					t.Fatalf("span %d, %d cores: key %d has %d events, want %d", span, procs, g, b-a, len(rows))
+				}
+				for j, r := range rows {
+					at := int(a) + j
+					v := ev.Values[r]
+					if !ev.Valid[r] {
+						v = 0
+					}
+					if s.pos[at] != ev.TS[r] || s.vals[at] != v || s.valid[at] != ev.Valid[r] {
+						t.Fatalf("span %d, %d cores: key %d event %d is (%d, %v, %v), want (%d, %v, %v)",
+							span, procs, g, j, s.pos[at], s.vals[at], s.valid[at], ev.TS[r], v, ev.Valid[r])
+					}
+				}
+			}
+		}
 	}
 }
