@@ -187,19 +187,30 @@ func (s *Store) readObject(ctx context.Context, m *Manifest, o Object) ([]byte, 
 		}
 		return nil, fmt.Errorf("read tile object %s of tile set %s: %w", o.Name, m.TileSet, err)
 	}
-	var buf bytes.Buffer
+	// Read at most one byte more than expected: enough to tell a longer
+	// object. The buffer is sized once: a bytes.Buffer grown to the size
+	// would double (and clear, and copy) near its end to keep room for a
+	// further read.
+	var data []byte
 	if o.Bytes >= 0 && o.Bytes < 1<<31 {
-		buf.Grow(int(o.Bytes))
+		data = make([]byte, o.Bytes+1)
+		var n int
+		n, err = io.ReadFull(rd, data)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = nil // shorter than one byte more: as expected, or truncated
+		}
+		data = data[:n]
+	} else {
+		var buf bytes.Buffer
+		_, err = io.Copy(&buf, io.LimitReader(rd, o.Bytes+1))
+		data = buf.Bytes()
 	}
-	// Read at most one byte more than expected: enough to tell a longer object.
-	_, err = io.Copy(&buf, io.LimitReader(rd, o.Bytes+1))
 	if cerr := rd.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read tile object %s of tile set %s: %w", o.Name, m.TileSet, err)
 	}
-	data := buf.Bytes()
 	if int64(len(data)) != o.Bytes {
 		return nil, fmt.Errorf("read tile object %s of tile set %s: %w: size is %s bytes, the manifest says %d; the object was truncated or replaced: re-run the backfill of [%d, %d)",
 			o.Name, m.TileSet, ErrChecksum, sizeText(int64(len(data)), o.Bytes), o.Bytes, o.From, o.To)
