@@ -128,7 +128,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 	}()
 	for _, name := range sources {
 		src := cfg.Sources[name]
-		parts, err := partitionsFor(src, bySource[name], opt)
+		parts, err := partitionsFor(src, bySource[name], covers, opt)
 		if err != nil {
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
@@ -189,7 +189,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 // the events read.
 func streamSource(ctx context.Context, src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options) ([]*tile.Builder, []bool, int64, error) {
 	ro := readOptions(src, sets, covers, opt)
-	rows, _, err := source.Rows(src.Path)
+	rows, _, err := source.Rows(src.Path, ro.Time)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -25,11 +25,12 @@ const (
 // partitionsFor returns how many key partitions a backfill of sets reads
 // source src in: opt.Partitions when set, else 1 when the in-memory build
 // fits in the memory limit, else enough for each partition to.
-func partitionsFor(src *feature.Source, sets []*feature.TileSet, opt Options) (int, error) {
+func partitionsFor(src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options) (int, error) {
 	if opt.Partitions > 0 {
 		return opt.Partitions, nil
 	}
-	rows, _, err := source.Rows(src.Path)
+	// Only the files an incremental run reads count.
+	rows, _, err := source.Rows(src.Path, readOptions(src, sets, covers, opt).Time)
 	if err != nil {
 		return 0, err
 	}

@@ -191,7 +191,7 @@ func (f *FileEvents) CountEvents(_ context.Context, spec EventSpec) (int64, erro
 	if src == nil {
 		return 0, fmt.Errorf("unknown source %q", spec.Source)
 	}
-	n, _, err := source.Rows(src.Path)
+	n, _, err := source.Rows(src.Path, nil)
 	if err != nil {
 		return 0, fmt.Errorf("count events of source %s: %w", spec.Source, err)
 	}
@@ -200,6 +200,6 @@ func (f *FileEvents) CountEvents(_ context.Context, spec EventSpec) (int64, erro
 
 // parquetOnly reports whether path names only Parquet files.
 func parquetOnly(path string) bool {
-	_, exact, err := source.Rows(path)
+	_, exact, err := source.Rows(path, nil)
 	return err == nil && exact
 }

@@ -57,6 +57,9 @@ func TestTimeRangeSkipsFiles(t *testing.T) {
 			t.Errorf("range %v: read %v, want %s", c.r, files, c.want)
 		}
 	}
+	if rows, exact, err := Rows(dir, &TimeRange{"ts", day, 2 * day}); err != nil || !exact || rows != 6 {
+		t.Errorf("Rows with a range: %d (exact %v, %v), want 6 (days 1 and 3)", rows, exact, err)
+	}
 	all := mustRead(t, dir, req)
 	some, err := Read(dir, req, Options{Time: &TimeRange{"ts", 2 * day, 3 * day}})
 	if err != nil {

@@ -107,17 +107,18 @@ func sameKind(r Request, kind Kind, file string, other Kind, otherFile string) e
 	return fmt.Errorf("read: column %q is %s in %s but %s in %s; %s", r.Name, kind, file, other, otherFile, fix)
 }
 
-// Rows returns how many rows the files that path names hold: exact for
-// Parquet (from the footers, reading no data), estimated from the file size
-// and the first lines for CSV (exact reports whether every file was Parquet).
-// It is meant for sizing work before reading.
-func Rows(path string) (rows int64, exact bool, err error) {
+// Rows returns how many rows the files that path names hold, leaving out
+// the files that r (which may be nil) prunes as Read and Stream do: exact
+// for Parquet (from the footers, reading no data), estimated from the file
+// size and the first lines for CSV (exact reports whether every file was
+// Parquet). It is meant for sizing work before reading.
+func Rows(path string, r *TimeRange) (rows int64, exact bool, err error) {
 	files, err := expand(path)
 	if err != nil {
 		return 0, false, err
 	}
 	exact = true
-	for _, name := range files {
+	for _, name := range pruneFiles(files, r) {
 		var n int64
 		if strings.ToLower(filepath.Ext(name)) == ".parquet" {
 			n, err = parquetRows(name)

@@ -56,11 +56,11 @@ func TestStreamEqualsRead(t *testing.T) {
 	if st.Files.Load() != 8 || st.Rows.Load() != 8000 || st.Bytes.Load() <= 0 {
 		t.Errorf("stats = %d files, %d rows, %d bytes", st.Files.Load(), st.Rows.Load(), st.Bytes.Load())
 	}
-	rows, exact, err := Rows(filepath.Join(dir, "*.parquet"))
+	rows, exact, err := Rows(filepath.Join(dir, "*.parquet"), nil)
 	if err != nil || rows != 7000 || !exact {
 		t.Errorf("Rows(parquet) = %d, %v, %v; want 7000, true", rows, exact, err)
 	}
-	rows, exact, err = Rows(dir)
+	rows, exact, err = Rows(dir, nil)
 	if err != nil || exact || rows < 7500 || rows > 8500 {
 		t.Errorf("Rows(with a CSV) = %d, %v, %v; want about 8000, estimated", rows, exact, err)
 	}
