@@ -370,3 +370,44 @@ func TestBackfillReadsEachSourceOnce(t *testing.T) {
 		t.Errorf("progress steps %q: want a read of tx and 3 commits", steps)
 	}
 }
+
+// TestBackfillHeaderOnlyCSV: a CSV file with only a header (whose key
+// column reads as integers) beside files of string keys changes nothing:
+// every event becomes a tile, whichever file comes first.
+func TestBackfillHeaderOnlyCSV(t *testing.T) {
+	for _, empty := range []string{"a.csv", "z.csv"} {
+		dir := t.TempDir()
+		data := filepath.Join(dir, "data")
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{
+			empty:   "user_id,ts\n",
+			"b.csv": "user_id,ts\nu1,2026-01-01T00:10:00Z\nu2,2026-01-01T00:20:00Z\nu1,2026-01-01T03:00:00Z\n",
+		}
+		for name, text := range files {
+			if err := os.WriteFile(filepath.Join(data, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		config := "sources:\n  tx: {path: data, timestamp: ts}\nentities:\n  user: {key: user_id}\n" +
+			"features:\n  user.n: {source: tx, aggregation: count, windows: [1d], materialization: {bucket_duration: 1h}}\n"
+		path := filepath.Join(dir, "tessera.yaml")
+		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := feature.Parse(path, []byte(config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := tilestore.Open(context.Background(), cfg.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := backfill(t, cfg, store, materialize.Options{})
+		store.Close()
+		if sum.Events != 3 || sum.Tiles != 3 {
+			t.Fatalf("empty file %s: %d events, %d tiles; want 3 events in 3 tiles", empty, sum.Events, sum.Tiles)
+		}
+	}
+}

@@ -53,7 +53,7 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 			lo, hi = min(lo, ev.TS[i]), max(hi, ev.TS[i])
 		}
 	}
-	tsBits := bits.Len64(uint64(hi) - uint64(lo)) // 0 when no event is kept
+	tsBits := bits.Len64(uint64(hi) - uint64(lo)) // no event kept: 1, and no key to make
 	for g := range n {
 		off[g+1] += off[g]
 	}

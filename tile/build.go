@@ -157,7 +157,7 @@ func spanOfBatch(ev *Events, g Grid, from, to int64) span {
 // buildParts is Build of the events of every batch (of one key kind) over
 // at most parts key ranges.
 func buildParts(batches []*Events, g Grid, needs aggregate.Needs, from, to int64, parts int) *Set {
-	str := len(batches) > 0 && batches[0].Keys.String
+	batches, str := nonEmpty(batches)
 	out := &Set{Needs: needs, Keys: Keys{String: str}}
 	sp := spanOf(batches, g, from, to)
 	if sp.kept == 0 {
@@ -546,17 +546,36 @@ func buildSorted(ev *Events, g Grid, needs aggregate.Needs, dict *Dict, ids, byR
 	return out
 }
 
-// Concat joins batches of events of one key kind into one; a single batch
-// is returned as is.
+// nonEmpty returns the batches that hold events, and their key kind: that
+// of the first batch holding events (an empty batch, such as a CSV file
+// with only a header, says nothing of it), else of the first batch.
+func nonEmpty(batches []*Events) ([]*Events, bool) {
+	var out []*Events
+	for _, b := range batches {
+		if b.Len() > 0 {
+			out = append(out, b)
+		}
+	}
+	switch {
+	case len(out) > 0:
+		return out, out[0].Keys.String
+	case len(batches) > 0:
+		return nil, batches[0].Keys.String
+	}
+	return nil, false
+}
+
+// Concat joins batches of events of one key kind (empty batches aside, which
+// may say another) into one; a single batch is returned as is.
 func Concat(batches []*Events) *Events {
 	if len(batches) == 1 {
 		return batches[0]
 	}
-	out := &Events{}
+	batches, str := nonEmpty(batches)
+	out := &Events{Keys: Keys{String: str}}
 	n, values, valid := 0, false, false
 	for _, b := range batches {
 		n += b.Len()
-		out.Keys.String = b.Keys.String
 		values = values || b.Values != nil
 		valid = valid || b.Valid != nil
 	}

@@ -54,8 +54,16 @@ func (b *Builder) Expect(kmin, kmax, tmin, tmax int64, events int) {
 }
 
 // Add adds a batch of events of one key kind. The builder may keep the
-// batch until Finish: the caller must not change it.
+// batch until Finish: the caller must not change it. An empty batch may
+// say another key kind (a CSV file with only a header reads as integers):
+// the first batch holding events decides.
 func (b *Builder) Add(ev *Events) {
+	if ev.Len() == 0 {
+		if !b.added && len(b.batches) == 0 {
+			b.batches = append(b.batches, ev) // the kind, if no event ever comes
+		}
+		return
+	}
 	if !b.added {
 		b.added = true
 		b.begin(ev)

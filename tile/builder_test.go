@@ -126,3 +126,40 @@ func TestBuilderLarge(t *testing.T) {
 		t.Fatalf("builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
 	}
 }
+
+// TestBuilderEmptyBatchOfOtherKind: an empty batch that says the other key
+// kind (a CSV file with only a header reads as integers), first or between
+// others, changes nothing: the tiles are those of the batches with events,
+// and an empty batch alone gives no tiles of its kind.
+func TestBuilderEmptyBatchOfOtherKind(t *testing.T) {
+	rng := rand.New(rand.NewPCG(55, 56))
+	g := Grid{Width: 10}
+	needs := aggregate.Sum.Needs()
+	for _, str := range []bool{true, false} {
+		full := genEvents(rng, 500, str, true, false)
+		other := &Events{Keys: Keys{String: !str}}
+		want := Build(full, g, needs, math.MinInt64, math.MaxInt64)
+		for _, order := range [][]*Events{{other, full}, {full, other}, {other, full, other}} {
+			for _, expect := range []bool{false, true} {
+				b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+				if expect && !str {
+					b.Expect(slices.Min(full.Keys.Int), slices.Max(full.Keys.Int), slices.Min(full.TS), slices.Max(full.TS), full.Len())
+				}
+				for _, ev := range order {
+					b.Add(ev)
+				}
+				if got := b.Finish(); !reflect.DeepEqual(got, want) {
+					t.Fatalf("string keys %v, expect %v: %d tiles of kind %v, want %d", str, expect, got.Len(), got.Keys.String, want.Len())
+				}
+			}
+			if j := Concat(order); j.Keys.String != str || j.Len() != full.Len() {
+				t.Fatalf("Concat: %d events, string keys %v; want %d, %v", j.Len(), j.Keys.String, full.Len(), str)
+			}
+		}
+		b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+		b.Add(other)
+		if got := b.Finish(); got.Len() != 0 || got.Keys.String != !str {
+			t.Fatalf("an empty batch alone: %d tiles, string keys %v", got.Len(), got.Keys.String)
+		}
+	}
+}
