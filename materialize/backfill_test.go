@@ -97,6 +97,14 @@ func setup(t *testing.T, config string) (*feature.Config, *tilestore.Store, []in
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg, store := openConfig(t, dir, config)
+	return cfg, store, ts
+}
+
+// openConfig writes config as dir/tessera.yaml, parses it and opens its
+// store, closed when the test ends.
+func openConfig(t *testing.T, dir, config string) (*feature.Config, *tilestore.Store) {
+	t.Helper()
 	path := filepath.Join(dir, "tessera.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
@@ -110,7 +118,7 @@ func setup(t *testing.T, config string) (*feature.Config, *tilestore.Store, []in
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	return cfg, store, ts
+	return cfg, store
 }
 
 func backfill(t *testing.T, cfg *feature.Config, store *tilestore.Store, opt materialize.Options) *materialize.Summary {
@@ -392,21 +400,8 @@ func TestBackfillHeaderOnlyCSV(t *testing.T) {
 		}
 		config := "sources:\n  tx: {path: data, timestamp: ts}\nentities:\n  user: {key: user_id}\n" +
 			"features:\n  user.n: {source: tx, aggregation: count, windows: [1d], materialization: {bucket_duration: 1h}}\n"
-		path := filepath.Join(dir, "tessera.yaml")
-		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := feature.Parse(path, []byte(config))
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, err := tilestore.Open(context.Background(), cfg.Store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := backfill(t, cfg, store, materialize.Options{})
-		store.Close()
-		if sum.Events != 3 || sum.Tiles != 3 {
+		cfg, store := openConfig(t, dir, config)
+		if sum := backfill(t, cfg, store, materialize.Options{}); sum.Events != 3 || sum.Tiles != 3 {
 			t.Fatalf("empty file %s: %d events, %d tiles; want 3 events in 3 tiles", empty, sum.Events, sum.Tiles)
 		}
 	}

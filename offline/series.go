@@ -352,17 +352,8 @@ func groupByThenPos(ids, rank []int32, pos []int64, n int) (order, off []int32, 
 	}
 	wg.Wait()
 	// off[g] = rows of ids < g; counts[q][g] becomes part q's first slot of id g.
-	off = make([]int32, n+1)
-	var sum int32
-	for g := range n {
-		off[g] = sum
-		for q := range parts {
-			c := counts[q][g]
-			counts[q][g] = sum
-			sum += c
-		}
-	}
-	off[n] = sum
+	off = tile.Slots(counts)
+	sum := off[n]
 	order = make([]int32, sum)
 	at = make([]int64, sum)
 	for q := range parts {

@@ -326,17 +326,7 @@ func newOutBuffer(order []int32, spineRows int, lay *layout) *outBuffer {
 		})
 	}
 	wg.Wait()
-	b.start = make([]int32, blocks+1)
-	var sum int32
-	for k := range blocks {
-		b.start[k] = sum
-		for q := range parts {
-			c := counts[q][k]
-			counts[q][k] = sum
-			sum += c
-		}
-	}
-	b.start[blocks] = sum
+	b.start = tile.Slots(counts)
 	b.slot = make([]int32, n)
 	b.rows = make([]int32, n)
 	for q := range parts {

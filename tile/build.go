@@ -173,21 +173,13 @@ func buildParts(batches []*Events, g Grid, needs aggregate.Needs, from, to int64
 		return &part{direct: direct, nb: nb, bmin: sp.bmin, kmin: sp.kmin}
 	}
 	if str {
-		keys := make([][]string, len(batches))
-		for i, ev := range batches {
-			keys[i] = ev.Keys.Str
-		}
-		for _, r := range splitKeys(keys, parts) {
+		for _, r := range splitKeys(columnOf(batches, func(k *Keys) []string { return k.Str }), parts) {
 			p := newPart()
 			p.strs = r
 			ps = append(ps, p)
 		}
 	} else {
-		keys := make([][]int64, len(batches))
-		for i, ev := range batches {
-			keys[i] = ev.Keys.Int
-		}
-		for _, r := range splitKeys(keys, parts) {
+		for _, r := range splitKeys(columnOf(batches, func(k *Keys) []int64 { return k.Int }), parts) {
 			p := newPart()
 			p.ints = r
 			ps = append(ps, p)
@@ -206,6 +198,15 @@ func buildParts(batches []*Events, g Grid, needs aggregate.Needs, from, to int64
 	}
 	wg.Wait()
 	return foldParts(ps, out, g, needs, from, to, batches)
+}
+
+// columnOf returns the key column of each batch.
+func columnOf[K any](batches []*Events, col func(*Keys) []K) [][]K {
+	out := make([][]K, len(batches))
+	for i, ev := range batches {
+		out[i] = col(&ev.Keys)
+	}
+	return out
 }
 
 // fitsComposite reports whether every (key, bucket) pair of int keys in

@@ -26,10 +26,10 @@ type Builder struct {
 
 	expect *expectation
 	// The pass as batches arrive; streaming is false when there is none.
-	streaming  bool
-	p          part // direct composite keys and values of every batch, in input order
-	kmin, kmax int64
-	bk         bucketer
+	streaming bool
+	p         part  // direct composite keys and values of every batch, in input order
+	kmax      int64 // greatest key expected (p.kmin the least)
+	bk        bucketer
 }
 
 // expectation is what Expect was told.
@@ -59,7 +59,7 @@ func (b *Builder) Expect(kmin, kmax, tmin, tmax int64, events int) {
 // the first batch holding events decides.
 func (b *Builder) Add(ev *Events) {
 	if ev.Len() == 0 {
-		if !b.added && len(b.batches) == 0 {
+		if len(b.batches) == 0 && !b.streaming {
 			b.batches = append(b.batches, ev) // the kind, if no event ever comes
 		}
 		return
@@ -139,7 +139,7 @@ func (b *Builder) begin(first *Events) {
 		return
 	}
 	b.streaming = true
-	b.kmin, b.kmax = e.kmin, e.kmax
+	b.kmax = e.kmax
 	b.p = part{direct: true, nb: nb, bmin: bmin, kmin: e.kmin}
 	b.p.start(false, b.needs.HasValues(), max(e.events, first.Len()))
 }
@@ -152,7 +152,7 @@ func (b *Builder) scan(ev *Events) bool {
 		return false
 	}
 	withValues := b.needs.HasValues()
-	from, to, kmin, kmax, bk := b.from, b.to, b.kmin, b.kmax, b.bk
+	from, to, kmin, kmax, bk := b.from, b.to, b.p.kmin, b.kmax, b.bk
 	nb, bmin := b.p.nb, b.p.bmin
 	keys, vals := b.p.keys, b.p.vals
 	defer func() { b.p.keys, b.p.vals = keys, vals }()

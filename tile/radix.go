@@ -185,18 +185,7 @@ func sortParallel[T any](keys []uint64, idx []T, workers int) {
 		})
 	}
 	wg.Wait()
-	// starts[d] is digit d's first slot; counts[w][d] becomes core w's.
-	starts := make([]int, 1<<top+1)
-	sum := 0
-	for d := range 1 << top {
-		starts[d] = sum
-		for w := range workers {
-			c := counts[w][d]
-			counts[w][d] = sum
-			sum += c
-		}
-	}
-	starts[1<<top] = n
+	starts := Slots(counts)
 	tmpK := make([]uint64, n)
 	tmpI := make([]T, n)
 	for w := range workers {
@@ -238,4 +227,27 @@ func sortParallel[T any](keys []uint64, idx []T, workers int) {
 		})
 	}
 	wg.Wait()
+}
+
+// Slots lays out, for a stable counting sort split over workers, the items
+// of each worker w and digit d (counts[w][d] of them) by digit, then by
+// worker: it turns counts[w][d] into worker w's first slot of digit d and
+// returns each digit's first slot, the total last.
+func Slots[T int | int32](counts [][]T) []T {
+	if len(counts) == 0 {
+		return []T{0}
+	}
+	digits := len(counts[0])
+	starts := make([]T, digits+1)
+	var sum T
+	for d := range digits {
+		starts[d] = sum
+		for w := range counts {
+			c := counts[w][d]
+			counts[w][d] = sum
+			sum += c
+		}
+	}
+	starts[digits] = sum
+	return starts
 }
