@@ -435,28 +435,14 @@ func (p *part) fold(out *Set, g Grid, withValues bool) {
 	keys, vals, nb, d := p.keys, p.vals, p.nb, p.dict
 	kmin := uint64(p.kmin)
 	j := p.off
-	// Without m2, min and max, the state is count, n and sum, added up here
-	// as State.Add does, without its per-event division.
-	sumOnly := out.M2 == nil && out.Min == nil && out.Max == nil
+	sumOnly := out.sumOnly()
 	var st aggregate.State
 	for i, k := range keys {
-		switch {
-		case !withValues:
-			st.Count++
-		case sumOnly:
-			st.Count++
-			if v := vals[i]; v == v {
-				if st.N == 0 {
-					st.Sum = v
-				} else {
-					st.Sum += v
-				}
-				st.N++
-			}
-		default:
-			v := vals[i]
-			st.Add(v, v == v)
+		var v float64
+		if withValues {
+			v = vals[i]
 		}
+		addEvent(&st, v, withValues, sumOnly)
 		if i+1 < len(keys) && keys[i+1] == k {
 			continue
 		}
@@ -468,25 +454,57 @@ func (p *part) fold(out *Set, g Grid, withValues bool) {
 		default:
 			out.Keys.Int[j] = d.intOf[p.byRank[k/nb]]
 		}
-		out.Start[j] = g.Origin + (int64(k%nb)+p.bmin)*g.Width
-		out.Count[j] = st.Count
-		if out.N != nil {
-			out.N[j] = st.N
-		}
-		if out.Sum != nil {
-			out.Sum[j] = st.Sum
-		}
-		if out.M2 != nil {
-			out.M2[j] = st.M2
-		}
-		if out.Min != nil {
-			out.Min[j] = st.Min
-		}
-		if out.Max != nil {
-			out.Max[j] = st.Max
-		}
+		out.putState(j, g.Origin+(int64(k%nb)+p.bmin)*g.Width, &st)
 		j++
 		st = aggregate.State{}
+	}
+}
+
+// sumOnly reports whether the state of s's tiles is count, n and sum
+// alone: no m2, min or max.
+func (s *Set) sumOnly() bool { return s.M2 == nil && s.Min == nil && s.Max == nil }
+
+// addEvent adds an event of value v (NaN when null) to st, as State.Add
+// does; for a state of count, n and sum alone (sumOnly), without its
+// per-event division.
+func addEvent(st *aggregate.State, v float64, withValues, sumOnly bool) {
+	switch {
+	case !withValues:
+		st.Count++
+	case sumOnly:
+		st.Count++
+		if v == v {
+			if st.N == 0 {
+				st.Sum = v
+			} else {
+				st.Sum += v
+			}
+			st.N++
+		}
+	default:
+		st.Add(v, v == v)
+	}
+}
+
+// putState writes the start and state of the tile at row j of s, whose
+// columns alloc sized.
+func (s *Set) putState(j int, start int64, st *aggregate.State) {
+	s.Start[j] = start
+	s.Count[j] = st.Count
+	if s.N != nil {
+		s.N[j] = st.N
+	}
+	if s.Sum != nil {
+		s.Sum[j] = st.Sum
+	}
+	if s.M2 != nil {
+		s.M2[j] = st.M2
+	}
+	if s.Min != nil {
+		s.Min[j] = st.Min
+	}
+	if s.Max != nil {
+		s.Max[j] = st.Max
 	}
 }
 

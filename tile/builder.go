@@ -1,7 +1,9 @@
 package tile
 
 import (
+	"math/bits"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
 )
@@ -26,10 +28,13 @@ type Builder struct {
 
 	expect *expectation
 	// The pass as batches arrive; streaming is false when there is none.
-	streaming bool
-	p         part  // direct composite keys and values of every batch, in input order
-	kmax      int64 // greatest key expected (p.kmin the least)
-	bk        bucketer
+	// The composite key of an event is (key - kmin) * nb + bucket - bmin.
+	streaming  bool
+	sp         *spread // composite keys and values of every batch
+	kmin, kmax int64   // keys expected
+	bmin       int64   // first bucket expected
+	nb         uint64  // buckets expected
+	bk         bucketer
 }
 
 // expectation is what Expect was told.
@@ -69,47 +74,49 @@ func (b *Builder) Add(ev *Events) {
 		b.begin(ev)
 	}
 	if b.streaming {
-		n := len(b.p.keys)
+		m := b.sp.mark()
 		if b.scan(ev) {
 			return
 		}
 		// The batch is not what was expected: build at Finish, from the
-		// events scanned so far (as one batch at their buckets' starts)
+		// events scanned before it (as one batch at their buckets' starts)
 		// and this batch on.
-		b.p.keys, b.p.vals = b.p.keys[:n], sub(b.p.vals, n)
-		b.batches = append(b.batches, b.scanned())
-		b.streaming, b.p = false, part{}
+		b.batches = append(b.batches, b.scanned(&m))
+		b.streaming, b.sp = false, nil
 	}
 	b.batches = append(b.batches, ev)
 }
 
-func sub(vals []float64, n int) []float64 {
-	if vals == nil {
-		return nil
+// scanned returns the events scanned up to m, each at the start of its
+// bucket (or at from, within the same bucket): what their tiles need of
+// them. They come by partition, but those of each tile in input order,
+// which is all that a stable sort by tile keeps of the order.
+func (b *Builder) scanned(m *mark) *Events {
+	s := b.sp
+	n := 0
+	for d := range s.chains {
+		n += s.len(d, m)
 	}
-	return vals[:n]
-}
-
-// scanned returns the events scanned so far, in input order, each at the
-// start of its bucket (or at from, within the same bucket): what their
-// tiles need of them.
-func (b *Builder) scanned() *Events {
-	p := &b.p
-	n := len(p.keys)
-	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n)}
-	if p.vals != nil {
-		ev.Values, ev.Valid = make([]float64, n), make([]bool, n)
+	ev := &Events{Keys: Keys{Int: make([]int64, 0, n)}, TS: make([]int64, 0, n)}
+	if s.vals != nil {
+		ev.Values, ev.Valid = make([]float64, 0, n), make([]bool, 0, n)
 	}
-	for i, c := range p.keys {
-		ev.Keys.Int[i] = int64(uint64(p.kmin) + c/p.nb)
-		ev.TS[i] = max(b.g.Origin+(int64(c%p.nb)+p.bmin)*b.g.Width, b.from)
-		if p.vals != nil {
-			v := p.vals[i]
-			ev.Values[i], ev.Valid[i] = v, v == v
-			if v != v {
-				ev.Values[i] = 0
+	for d := range s.chains {
+		s.each(d, s.len(d, m), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				c := s.composite(d, s.keys[i])
+				ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
+				ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
+				if s.vals != nil {
+					v := s.vals[i]
+					ev.Values = append(ev.Values, v)
+					ev.Valid = append(ev.Valid, v == v)
+					if v != v {
+						ev.Values[len(ev.Values)-1] = 0
+					}
+				}
 			}
-		}
+		})
 	}
 	return ev
 }
@@ -138,24 +145,46 @@ func (b *Builder) begin(first *Events) {
 	if !fitsComposite(e.kmin, e.kmax, nb) {
 		return
 	}
-	b.streaming = true
-	b.kmax = e.kmax
-	b.p = part{direct: true, nb: nb, bmin: bmin, kmin: e.kmin}
-	b.p.start(false, b.needs.HasValues(), max(e.events, first.Len()))
+	b.kmin, b.kmax, b.bmin, b.nb = e.kmin, e.kmax, bmin, nb
+	width := bits.Len64((uint64(e.kmax)-uint64(e.kmin))*nb + nb - 1)
+	b.sp = newSpread(width, max(e.events, first.Len()), b.sample(first), b.needs.HasValues())
+	b.streaming = b.sp != nil
 }
 
-// scan appends the composite keys (and values) of the events of ev with
-// from <= ts < to; it reports false at the first event outside the
-// expected keys or times, leaving those of ev before it appended.
+// sampleKeys is about the keys of the first batch that cut a spread's
+// partitions.
+const sampleKeys = 1 << 16
+
+// sample returns the composite keys of about sampleKeys events of ev, taken
+// at even steps, that fall within the expectation.
+func (b *Builder) sample(ev *Events) []uint64 {
+	step := max(1, ev.Len()/sampleKeys)
+	var out []uint64
+	for i := 0; i < ev.Len(); i += step {
+		k, ts := ev.Keys.Int[i], ev.TS[i]
+		if ts < b.from || ts >= b.to || k < b.kmin || k > b.kmax {
+			continue
+		}
+		if bucket := uint64(b.bk.of(ts) - b.bmin); bucket < b.nb {
+			out = append(out, (uint64(k)-uint64(b.kmin))*b.nb+bucket)
+		}
+	}
+	return out
+}
+
+// scan adds the composite keys (and values) of the events of ev with from
+// <= ts < to to the spread; it reports false at the first event outside the
+// expected keys or times, having added some of ev's events.
 func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
 	withValues := b.needs.HasValues()
-	from, to, kmin, kmax, bk := b.from, b.to, b.p.kmin, b.kmax, b.bk
-	nb, bmin := b.p.nb, b.p.bmin
-	keys, vals := b.p.keys, b.p.vals
-	defer func() { b.p.keys, b.p.vals = keys, vals }()
+	from, to, kmin, kmax, bk := b.from, b.to, b.kmin, b.kmax, b.bk
+	nb, bmin := b.nb, b.bmin
+	s := b.sp
+	keys, vals, heads := s.keys, s.vals, s.heads
+	table, base, fshift := s.table, s.base, s.fshift
 	tss := ev.TS[:len(ev.Keys.Int)]
 	for i, k := range ev.Keys.Int {
 		ts := tss[i]
@@ -166,10 +195,18 @@ func (b *Builder) scan(ev *Events) bool {
 		if k < kmin || k > kmax || bucket >= nb {
 			return false
 		}
-		keys = append(keys, (uint64(k)-uint64(kmin))*nb+bucket)
-		if withValues {
-			vals = append(vals, valueAt(ev, i))
+		c := (uint64(k)-uint64(kmin))*nb + bucket
+		d := table[c>>fshift] // s.part, inlined
+		h := &heads[d]
+		if h.pos == h.end {
+			s.grow(int(d))
+			keys, vals = s.keys, s.vals
 		}
+		keys[h.pos] = uint32(c - base[d])
+		if withValues {
+			vals[h.pos] = valueAt(ev, i)
+		}
+		h.pos++
 	}
 	return true
 }
@@ -184,40 +221,74 @@ func (b *Builder) Finish() *Set {
 		}
 		return buildParts(b.batches, b.g, b.needs, b.from, b.to, partsFor(n))
 	}
-	keys, vals := b.p.keys, b.p.vals
-	if len(keys) == 0 {
-		return &Set{Needs: b.needs}
+	s := b.sp
+	n := 0
+	for d := range s.chains {
+		n += s.len(d, nil)
 	}
-	workers := partsFor(len(keys))
-	if vals != nil {
-		sortParallel(keys, vals, workers)
-	} else {
-		sortParallel(keys, make([]struct{}, len(keys)), workers)
+	out := &Set{Needs: b.needs}
+	if n == 0 {
+		return out
 	}
-	// Fold on every core: cut the sorted pairs into shares at changes of
-	// the composite key, so that no tile straddles two.
-	var ps []*part
-	lo := 0
-	for w := 1; w <= workers; w++ {
-		hi := len(keys) * w / workers
-		for hi < len(keys) && hi > lo && keys[hi] == keys[hi-1] {
-			hi++
-		}
-		if hi <= lo {
-			continue
-		}
-		p := b.p
-		p.keys = keys[lo:hi]
-		if vals != nil {
-			p.vals = vals[lo:hi]
-		}
-		ps = append(ps, &p)
-		lo = hi
+	workers := partsFor(n)
+	tiles := s.sortParts(workers)
+	offs := make([]int, len(tiles))
+	total := 0
+	for d, t := range tiles {
+		offs[d] = total
+		total += t
 	}
+	out.alloc(total)
+	// Fold the partitions, in turns, on every core; each writes its own
+	// rows of out.
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for _, p := range ps {
-		wg.Go(p.countTiles)
+	for range workers {
+		wg.Go(func() {
+			for {
+				d := int(next.Add(1)) - 1
+				if d >= len(tiles) {
+					return
+				}
+				if tiles[d] > 0 {
+					b.fold(d, out, offs[d])
+				}
+			}
+		})
 	}
 	wg.Wait()
-	return foldParts(ps, &Set{Needs: b.needs}, b.g, b.needs, b.from, b.to, b.batches)
+	return out
+}
+
+// fold writes the tiles of partition d of the spread, which is sorted, into
+// rows off, off+1, ... of out, as part.fold does: one per run of equal
+// composite keys.
+func (b *Builder) fold(d int, out *Set, off int) {
+	s, g := b.sp, b.g
+	withValues, sumOnly := b.needs.HasValues(), out.sumOnly()
+	j := off
+	var st aggregate.State
+	var cur uint32
+	started := false
+	flush := func() {
+		c := s.composite(d, cur)
+		out.Keys.Int[j] = int64(uint64(b.kmin) + c/b.nb)
+		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, &st)
+		j++
+		st = aggregate.State{}
+	}
+	s.each(d, s.len(d, nil), func(lo, hi int) {
+		for i, k := range s.keys[lo:hi] {
+			if started && k != cur {
+				flush()
+			}
+			cur, started = k, true
+			var v float64
+			if withValues {
+				v = s.vals[lo+i]
+			}
+			addEvent(&st, v, withValues, sumOnly)
+		}
+	})
+	flush()
 }

@@ -2,6 +2,7 @@ package tile
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -67,10 +68,12 @@ func TestBuilder(t *testing.T) {
 			case timeOutside: // the earliest events a bucket before
 				tmin += g.Width
 			}
-			b.Expect(kmin, kmax, tmin, tmax, joined.Len())
+			// Told too few events at times: the spread outgrows its room.
+			b.Expect(kmin, kmax, tmin, tmax, joined.Len()>>rng.IntN(4))
 			// Where the expectation is right and some event is kept, the
 			// batches are scanned as they arrive.
-			streams = (mode == exact || mode == loose) && max(tmin, from) <= min(tmax, to-1) && batches[0].Len() > 0
+			streams = (mode == exact || mode == loose) && max(tmin, from) <= min(tmax, to-1) && batches[0].Len() > 0 &&
+				spreads(g, kmin, kmax, max(tmin, from), min(tmax, to-1))
 			if mode == timeOutside && from != math.MinInt64 {
 				streams = false // tmin may lie outside [from, to): either way is right
 			}
@@ -91,6 +94,13 @@ func TestBuilder(t *testing.T) {
 				iter, mode, str, joined.Len(), nb, got.Len(), want.Len())
 		}
 	}
+}
+
+// spreads reports whether the composite keys of the expected keys and
+// times fit a spread: the widest the streamed build takes.
+func spreads(g Grid, kmin, kmax, tmin, tmax int64) bool {
+	nb := uint64(floorDiv(tmax-g.Origin, g.Width)-floorDiv(tmin-g.Origin, g.Width)) + 1
+	return fitsComposite(kmin, kmax, nb) && bits.Len64((uint64(kmax)-uint64(kmin))*nb+nb-1) <= 32+fineBits
 }
 
 // TestBuilderLarge: enough events for Finish to sort and fold on several
@@ -160,6 +170,80 @@ func TestBuilderEmptyBatchOfOtherKind(t *testing.T) {
 		b.Add(other)
 		if got := b.Finish(); got.Len() != 0 || got.Keys.String != !str {
 			t.Fatalf("an empty batch alone: %d tiles, string keys %v", got.Len(), got.Keys.String)
+		}
+	}
+}
+
+// TestSpreadSort: keys added to a spread beyond the room it was sized for
+// come out of sortParts sorted within each partition, stably (values say
+// the input order), each partition holding exactly its keys, with its
+// distinct keys counted.
+func TestSpreadSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(55, 56))
+	const width = 22
+	key := func(i int) uint64 {
+		if i%3 == 0 {
+			return rng.Uint64N(64) // a heavy range, many repeats
+		}
+		return rng.Uint64N(1 << width)
+	}
+	// Room for fewer keys than come (the slab grows), and for more (many
+	// partitions, a few keys each).
+	for _, c := range []struct{ n, room int }{{0, 1 << 16}, {1, 1 << 16}, {5000, 1 << 16}, {1 << 17, 1 << 16}, {1 << 17, 1 << 20}} {
+		n := c.n
+		var sample []uint64
+		for i := range n / 10 {
+			sample = append(sample, key(i))
+		}
+		s := newSpread(width, c.room, sample, true)
+		if s == nil {
+			t.Fatal("a 22-bit key does not fit a spread")
+		}
+		var in []uint64
+		for i := range n {
+			c := key(i)
+			in = append(in, c)
+			d, off := s.part(c)
+			h := &s.heads[d]
+			if h.pos == h.end {
+				s.grow(d)
+			}
+			s.keys[h.pos], s.vals[h.pos] = off, float64(i)
+			h.pos++
+		}
+		tiles := s.sortParts(2)
+		var got []uint64
+		for d := range s.chains {
+			distinct := 0
+			prev, prevV := uint64(0), -1.0
+			s.each(d, s.len(d, nil), func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					c := s.composite(d, s.keys[i])
+					if p, _ := s.part(c); p != d {
+						t.Fatalf("n %d: key %d in partition %d", n, c, d)
+					}
+					switch {
+					case distinct > 0 && c < prev:
+						t.Fatalf("n %d: partition %d not sorted", n, d)
+					case distinct > 0 && c == prev && s.vals[i] < prevV:
+						t.Fatalf("n %d: partition %d not stable", n, d)
+					case distinct == 0 || c != prev:
+						distinct++
+					}
+					if c != in[int(s.vals[i])] {
+						t.Fatalf("n %d: value %v moved off its key", n, s.vals[i])
+					}
+					prev, prevV = c, s.vals[i]
+					got = append(got, c)
+				}
+			})
+			if tiles[d] != distinct {
+				t.Fatalf("n %d: partition %d counted %d distinct keys, holds %d", n, d, tiles[d], distinct)
+			}
+		}
+		slices.Sort(in)
+		if !slices.Equal(got, in) {
+			t.Fatalf("n %d: the spread holds %d keys, want the %d added", n, len(got), len(in))
 		}
 	}
 }

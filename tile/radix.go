@@ -3,9 +3,11 @@ package tile
 import (
 	"math/bits"
 	"slices"
-	"sync"
-	"sync/atomic"
 )
+
+// Radix is the key types the radix sorts order: a build sorts 32-bit keys
+// where the bits that vary fit, halving the traffic of 64-bit ones.
+type Radix interface{ ~uint32 | ~uint64 }
 
 // radixDigit is the width of one LSD radix pass: 2^11 counters fit in L1.
 const radixDigit = 11
@@ -31,7 +33,7 @@ const (
 // too large), then each bucket is sorted on its remaining bits by LSD passes
 // that run in cache instead of streaming the whole input through memory once
 // per digit.
-func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
+func SortByKey[K Radix, T any](keys []K, idx []T, tmpK []K, tmpI []T) {
 	n := len(keys)
 	if n < 2 {
 		return
@@ -41,7 +43,7 @@ func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 		return
 	}
 	if cap(tmpK) < n {
-		tmpK = make([]uint64, n)
+		tmpK = make([]K, n)
 	}
 	if cap(tmpI) < n {
 		tmpI = make([]T, n)
@@ -59,7 +61,7 @@ func SortByKey[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T) {
 // way, so that a bucket too large for the cache (a heavy key) is split
 // again. It reports whether the result is in keys and idx (true) or in tmpK
 // and tmpI.
-func sortMSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) bool {
+func sortMSD[K Radix, T any](keys []K, idx []T, tmpK []K, tmpI []T, width int) bool {
 	n := len(keys)
 	if n < msdMin || width <= 2*radixDigit {
 		return sortLSD(keys, idx, tmpK, tmpI, width)
@@ -67,7 +69,7 @@ func sortMSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) 
 	top := min(radixDigit, width, max(1, bits.Len(uint(n/msdBucket))))
 	shift := width - top
 	counts := make([]int, 1<<top+1)
-	mask := uint64(1)<<top - 1
+	mask := K(1)<<top - 1
 	for _, k := range keys {
 		counts[(k>>shift)&mask+1]++
 	}
@@ -96,20 +98,20 @@ func sortMSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) 
 }
 
 // diffWidth returns the number of low bits in which keys differ.
-func diffWidth(keys []uint64) int {
-	var diff uint64
+func diffWidth[K Radix](keys []K) int {
+	var diff K
 	k0 := keys[0]
 	for _, k := range keys {
 		diff |= k ^ k0
 	}
-	return bits.Len64(diff)
+	return bits.Len64(uint64(diff))
 }
 
 // sortLSD sorts keys and idx on their low width bits, stably, with LSD
 // passes that alternate between them and tmpK, tmpI (of the same length).
 // It reports whether the sorted result is in keys and idx (true) or in tmpK
 // and tmpI.
-func sortLSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) bool {
+func sortLSD[K Radix, T any](keys []K, idx []T, tmpK []K, tmpI []T, width int) bool {
 	srcK, srcI, dstK, dstI := keys, idx, tmpK, tmpI
 	var count [1 << radixDigit]int
 	inKeys := true
@@ -134,99 +136,6 @@ func sortLSD[T any](keys []uint64, idx []T, tmpK []uint64, tmpI []T, width int) 
 		inKeys = !inKeys
 	}
 	return inKeys
-}
-
-// sortParallel is SortByKey on up to workers cores: the first split on the
-// top bits counts and scatters a share of the keys per core (each core
-// writes its keys of a digit after those of the cores before it, so the
-// sort stays stable), then the cores take the digits' buckets in turn and
-// sort each on its remaining bits.
-func sortParallel[T any](keys []uint64, idx []T, workers int) {
-	n := len(keys)
-	if workers <= 1 || n < msdMin*workers {
-		SortByKey(keys, idx, nil, nil)
-		return
-	}
-	// The bits in which the keys differ, a share per core.
-	diffs := make([]uint64, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			var d uint64
-			k0 := keys[0]
-			for _, k := range keys[n*w/workers : n*(w+1)/workers] {
-				d |= k ^ k0
-			}
-			diffs[w] = d
-		})
-	}
-	wg.Wait()
-	var diff uint64
-	for _, d := range diffs {
-		diff |= d
-	}
-	width := bits.Len64(diff)
-	if width == 0 {
-		return
-	}
-	// As in sortMSD: buckets of about msdBucket keys, which stay in cache
-	// through their remaining passes.
-	top := min(radixDigit, width, max(1, bits.Len(uint(n/msdBucket))))
-	shift := width - top
-	mask := uint64(1)<<top - 1
-	counts := make([][]int, workers)
-	for w := range workers {
-		wg.Go(func() {
-			c := make([]int, 1<<top)
-			for _, k := range keys[n*w/workers : n*(w+1)/workers] {
-				c[(k>>shift)&mask]++
-			}
-			counts[w] = c
-		})
-	}
-	wg.Wait()
-	starts := Slots(counts)
-	tmpK := make([]uint64, n)
-	tmpI := make([]T, n)
-	for w := range workers {
-		wg.Go(func() {
-			next := counts[w]
-			lo := n * w / workers
-			for i, k := range keys[lo : n*(w+1)/workers] {
-				d := (k >> shift) & mask
-				p := next[d]
-				next[d]++
-				tmpK[p] = k
-				tmpI[p] = idx[lo+i]
-			}
-		})
-	}
-	wg.Wait()
-	const chunk = 8 // digits per turn
-	var turn atomic.Int64
-	for range workers {
-		wg.Go(func() {
-			for {
-				lo := int(turn.Add(chunk)) - chunk
-				if lo >= 1<<top {
-					return
-				}
-				for d := lo; d < min(lo+chunk, 1<<top); d++ {
-					a, b := starts[d], starts[d+1]
-					if b-a < 2 {
-						copy(keys[a:b], tmpK[a:b])
-						copy(idx[a:b], tmpI[a:b])
-						continue
-					}
-					if sortMSD(tmpK[a:b], tmpI[a:b], keys[a:b], idx[a:b], diffWidth(tmpK[a:b])) {
-						copy(keys[a:b], tmpK[a:b])
-						copy(idx[a:b], tmpI[a:b])
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // Slots lays out, for a stable counting sort split over workers, the items

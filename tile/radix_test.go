@@ -10,14 +10,6 @@ func TestSortByKey(t *testing.T) {
 	testSort(t, func(keys []uint64, idx []int32) { SortByKey(keys, idx, nil, nil) }, []int{0, 1, 2, 17, 1000, 50_000})
 }
 
-// TestSortParallel: the split over cores sorts as SortByKey does, stably,
-// for inputs below and above the size it splits at, on 1 to 3 cores.
-func TestSortParallel(t *testing.T) {
-	for workers := 1; workers <= 3; workers++ {
-		testSort(t, func(keys []uint64, idx []int32) { sortParallel(keys, idx, workers) }, []int{0, 1, 5000, msdMin*workers + 3, 300_000})
-	}
-}
-
 // testSort checks that sort orders keys stably, moving idx along, on random
 // keys of several sizes and spans (all equal, narrow, wide, the top bit set,
 // a heavy key).

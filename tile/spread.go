@@ -1,0 +1,260 @@
+package tile
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// spread holds composite keys (and their values) as they arrive, already
+// split into partitions of contiguous keys, each a chain of fixed-size
+// blocks in one slab: the split that a sort of all of them would begin
+// with is done as each batch is scanned, and the sort that remains is one
+// small, cache-resident sort per partition of keys held in 32 bits, as
+// their offsets from the partition's first key. This spares the sort a
+// pass over all the keys, its scratch copy of them and half of the key
+// bytes.
+//
+// Partitions are cut from a sample of the keys (the first batch's), so that
+// each holds about the same number of keys: keys are skewed (a few heavy
+// hitters hold a large share of the events), and a partition of most of
+// them would leave the other cores idle while one sorts it.
+type spread struct {
+	fshift uint     // fine range of a composite key: key >> fshift
+	table  []uint16 // fine range -> partition
+	base   []uint64 // per partition: its first key; a key's offset from it fits 32 bits
+	block  int      // slots per block
+
+	keys []uint32  // offset of each key from its partition's base, block by block
+	vals []float64 // value of each key, NaN when null; nil without values
+
+	heads  []head    // per partition: next free slot of its last block, and that block's end
+	chains [][]int32 // per partition: its blocks, in arrival order
+	used   int       // blocks handed out
+}
+
+type head struct{ pos, end int }
+
+// fineBits is the resolution of the partition cuts: 2^fineBits ranges of
+// keys, their partition looked up per key in a table of that many entries.
+// Keys wider than fineBits + 32 bits are sorted the other way.
+const fineBits = 16
+
+// maxParts bounds the partitions of a spread (their ids are uint16).
+const maxParts = 1 << 14
+
+// newSpread returns a spread for composite keys below 1<<width, sized for
+// about events of them and cut into partitions by the keys of sample (a
+// sample of the keys to come; empty: assumed uniform), or nil when the keys
+// are too wide for it.
+func newSpread(width int, events int, sample []uint64, withValues bool) *spread {
+	fine := min(width, fineBits)
+	fshift := uint(width - fine)
+	if fshift > 32 {
+		return nil
+	}
+	// Weigh each fine range by the sample; ranges with none weigh a
+	// little, so that unsampled keys still spread.
+	weight := make([]int, 1<<fine)
+	for _, c := range sample {
+		weight[c>>fshift] += 1 << 10
+	}
+	total := 0
+	for f := range weight {
+		weight[f]++
+		total += weight[f]
+	}
+	parts := min(maxParts, max(1, events/msdBucket))
+	target := max(1, total/parts)
+	// A partition spans at most 2^32 keys: offsets fit 32 bits.
+	maxRanges := 1 << min(fine, 32-int(fshift))
+	s := &spread{fshift: fshift, table: make([]uint16, 1<<fine)}
+	acc, ranges := 0, 0
+	for f, w := range weight {
+		if f == 0 || (acc+w > target && acc > 0 && len(s.base) < maxParts) || ranges == maxRanges {
+			s.base = append(s.base, uint64(f)<<fshift)
+			acc, ranges = 0, 0
+		}
+		s.table[f] = uint16(len(s.base) - 1)
+		acc += w
+		ranges++
+	}
+	n := len(s.base)
+	s.heads, s.chains = make([]head, n), make([][]int32, n)
+	// Blocks of about a quarter of a partition's expected keys, within
+	// bounds: few blocks per partition to chain, and little room left
+	// unused in the last block of each.
+	s.block = min(1024, max(64, events/n/4))
+	slots := events + events/16 + min(n, events/s.block+1)*s.block
+	s.keys = make([]uint32, slots)
+	if withValues {
+		s.vals = make([]float64, slots)
+	}
+	return s
+}
+
+// part returns the partition of composite key c and c's offset in it.
+func (s *spread) part(c uint64) (int, uint32) {
+	d := s.table[c>>s.fshift]
+	return int(d), uint32(c - s.base[d])
+}
+
+// grow gives partition d a new block. The slab may move: callers reload
+// keys and vals.
+func (s *spread) grow(d int) {
+	b := s.used
+	s.used++
+	if need := s.used * s.block; need > len(s.keys) {
+		n := need + need/4
+		s.keys = append(s.keys, make([]uint32, n-len(s.keys))...)
+		if s.vals != nil {
+			s.vals = append(s.vals, make([]float64, n-len(s.vals))...)
+		}
+	}
+	s.chains[d] = append(s.chains[d], int32(b))
+	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+}
+
+// mark is where each partition stood: what a spread holds before a batch
+// that proved it wrong.
+type mark struct {
+	heads  []head
+	chains []int
+}
+
+func (s *spread) mark() mark {
+	m := mark{heads: slices.Clone(s.heads), chains: make([]int, len(s.chains))}
+	for d, c := range s.chains {
+		m.chains[d] = len(c)
+	}
+	return m
+}
+
+// len returns the keys of partition d up to m (nil: all of them).
+func (s *spread) len(d int, m *mark) int {
+	c, h := s.chains[d], s.heads[d]
+	if m != nil {
+		c, h = c[:m.chains[d]], m.heads[d]
+	}
+	if len(c) == 0 {
+		return 0
+	}
+	return (len(c)-1)*s.block + h.pos - int(c[len(c)-1])*s.block
+}
+
+// each calls f with the slots of partition d in order, block by block, up
+// to its first n keys.
+func (s *spread) each(d, n int, f func(lo, hi int)) {
+	for _, b := range s.chains[d] {
+		if n <= 0 {
+			return
+		}
+		lo := int(b) * s.block
+		k := min(n, s.block)
+		f(lo, lo+k)
+		n -= k
+	}
+}
+
+// composite returns the composite key at offset off in partition d.
+func (s *spread) composite(d int, off uint32) uint64 {
+	return s.base[d] + uint64(off)
+}
+
+// sortParts sorts each partition by offset, stably, in place, on up
+// to workers cores, and returns the tiles (distinct keys) of each.
+func (s *spread) sortParts(workers int) []int {
+	parts := len(s.chains)
+	tiles := make([]int, parts)
+	// Largest partitions first, so that a heavy key's partition does not
+	// start last and leave the other cores idle.
+	order := make([]int, 0, parts)
+	for d := range parts {
+		if s.len(d, nil) > 0 {
+			order = append(order, d)
+		}
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b, nil), s.len(a, nil)) })
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(order)) {
+		wg.Go(func() {
+			var sc scratch // sized by the first (largest) partition taken
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(order) {
+					return
+				}
+				d := order[i]
+				tiles[d] = s.sortPart(d, &sc)
+			}
+		})
+	}
+	wg.Wait()
+	return tiles
+}
+
+// scratch is one core's room to sort a partition in.
+type scratch struct {
+	keys, tmpK []uint32
+	vals, tmpV []float64
+	none       []struct{}
+}
+
+func (sc *scratch) size(n int, withValues bool) {
+	if len(sc.keys) >= n {
+		return
+	}
+	sc.keys, sc.tmpK = make([]uint32, n), make([]uint32, n)
+	if withValues {
+		sc.vals, sc.tmpV = make([]float64, n), make([]float64, n)
+	} else {
+		sc.none = make([]struct{}, 2*n)
+	}
+}
+
+// gather copies partition d's keys (and values) into sc, in order.
+func (s *spread) gather(d int, sc *scratch) (keys []uint32, vals []float64) {
+	n := s.len(d, nil)
+	sc.size(n, s.vals != nil)
+	keys = sc.keys[:0]
+	if s.vals != nil {
+		vals = sc.vals[:0]
+	}
+	s.each(d, n, func(lo, hi int) {
+		keys = append(keys, s.keys[lo:hi]...)
+		if s.vals != nil {
+			vals = append(vals, s.vals[lo:hi]...)
+		}
+	})
+	return keys, vals
+}
+
+// sortPart sorts partition d in place and counts its distinct keys.
+func (s *spread) sortPart(d int, sc *scratch) int {
+	keys, vals := s.gather(d, sc)
+	n := len(keys)
+	if s.vals != nil {
+		if !sortMSD(keys, vals, sc.tmpK[:n], sc.tmpV[:n], diffWidth(keys)) {
+			keys, vals = sc.tmpK[:n], sc.tmpV[:n]
+		}
+	} else if !sortMSD(keys, sc.none[:n], sc.tmpK[:n], sc.none[n:2*n], diffWidth(keys)) {
+		keys = sc.tmpK[:n]
+	}
+	i := 0
+	s.each(d, n, func(lo, hi int) {
+		copy(s.keys[lo:hi], keys[i:])
+		if s.vals != nil {
+			copy(s.vals[lo:hi], vals[i:])
+		}
+		i += hi - lo
+	})
+	tiles := 1
+	for j := 1; j < n; j++ {
+		if keys[j] != keys[j-1] {
+			tiles++
+		}
+	}
+	return tiles
+}
