@@ -32,9 +32,12 @@ type Builder struct {
 	streaming  bool
 	sp         *spread // composite keys and values of every batch
 	kmin, kmax int64   // keys expected
+	tmin, tmax int64   // times expected, within [from, to)
 	bmin       int64   // first bucket expected
 	nb         uint64  // buckets expected
 	bk         bucketer
+	near       bool     // bk.near holds for every time expected
+	chunk      []uint64 // composite keys of a chunk of a batch
 }
 
 // expectation is what Expect was told.
@@ -146,6 +149,8 @@ func (b *Builder) begin(first *Events) {
 		return
 	}
 	b.kmin, b.kmax, b.bmin, b.nb = e.kmin, e.kmax, bmin, nb
+	b.tmin, b.tmax = tmin, tmax
+	b.near = b.bk.near(tmin) && b.bk.near(tmax)
 	width := bits.Len64((uint64(e.kmax)-uint64(e.kmin))*nb + nb - 1)
 	b.sp = newSpread(width, max(e.events, first.Len()), b.sample(first), b.needs.HasValues())
 	b.streaming = b.sp != nil
@@ -172,6 +177,15 @@ func (b *Builder) sample(ev *Events) []uint64 {
 	return out
 }
 
+// scanChunk is the events a scan numbers before it files them in the
+// spread: few enough that their numbers stay in the L1 cache between the
+// two loops, each of which then keeps its state in registers.
+const scanChunk = 2048
+
+// skipped marks an event outside [from, to) in a chunk: no composite key
+// of a spread comes near it.
+const skipped = ^uint64(0)
+
 // scan adds the composite keys (and values) of the events of ev with from
 // <= ts < to to the spread; it reports false at the first event outside the
 // expected keys or times, having added some of ev's events.
@@ -179,34 +193,77 @@ func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
-	withValues := b.needs.HasValues()
-	from, to, kmin, kmax, bk := b.from, b.to, b.kmin, b.kmax, b.bk
-	nb, bmin := b.nb, b.bmin
-	s := b.sp
-	keys, vals, heads := s.keys, s.vals, s.heads
-	table, base, fshift := s.table, s.base, s.fshift
-	tss := ev.TS[:len(ev.Keys.Int)]
-	for i, k := range ev.Keys.Int {
-		ts := tss[i]
-		if ts < from || ts >= to {
-			continue
-		}
-		bucket := uint64(bk.of(ts) - bmin)
-		if k < kmin || k > kmax || bucket >= nb {
+	if b.chunk == nil {
+		b.chunk = make([]uint64, scanChunk)
+	}
+	n := len(ev.Keys.Int)
+	tss := ev.TS[:n]
+	for lo := 0; lo < n; lo += scanChunk {
+		hi := min(n, lo+scanChunk)
+		cs := b.chunk[:hi-lo]
+		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs) {
 			return false
 		}
-		c := (uint64(k)-uint64(kmin))*nb + bucket
-		d := table[c>>fshift] // s.part, inlined
-		h := &heads[d]
-		if h.pos == h.end {
-			s.grow(int(d))
-			keys, vals = s.keys, s.vals
+		var vals []float64
+		var valid []bool
+		if b.sp.vals != nil {
+			vals = ev.Values[lo:hi]
+			if ev.Valid != nil {
+				valid = ev.Valid[lo:hi]
+			}
 		}
-		keys[h.pos] = uint32(c - base[d])
-		if withValues {
-			vals[h.pos] = valueAt(ev, i)
+		b.sp.file(cs, vals, valid)
+	}
+	return true
+}
+
+// number writes the composite key of each event (keys[i], tss[i]) to cs[i],
+// skipped for those outside [from, to); it reports false at the first event
+// outside the expected keys or times.
+func (b *Builder) number(keys, tss []int64, cs []uint64) bool {
+	if !b.near {
+		return b.numberFar(keys, tss, cs)
+	}
+	from, to, tmin, tmax, kmin, kmax := b.from, b.to, b.tmin, b.tmax, b.kmin, b.kmax
+	origin, width, inv := b.bk.origin, b.bk.width, b.bk.inv
+	base := uint64(b.bmin)
+	nb := b.nb
+	tss, cs = tss[:len(keys)], cs[:len(keys)]
+	for i, k := range keys {
+		ts := tss[i]
+		if ts < from || ts >= to {
+			cs[i] = skipped
+			continue
 		}
-		h.pos++
+		if ts < tmin || ts > tmax || k < kmin || k > kmax {
+			return false
+		}
+		// bucketer.of, for a time it is near: one correction at most.
+		x := ts - origin
+		q := int64(float64(x) * inv)
+		if r := x - q*width; r < 0 {
+			q--
+		} else if r >= width {
+			q++
+		}
+		cs[i] = (uint64(k)-uint64(kmin))*nb + uint64(q) - base
+	}
+	return true
+}
+
+// numberFar is number for times too far from the grid's origin, in
+// buckets, for its quick bucket numbering.
+func (b *Builder) numberFar(keys, tss []int64, cs []uint64) bool {
+	for i, k := range keys {
+		ts := tss[i]
+		if ts < b.from || ts >= b.to {
+			cs[i] = skipped
+			continue
+		}
+		if ts < b.tmin || ts > b.tmax || k < b.kmin || k > b.kmax {
+			return false
+		}
+		cs[i] = (uint64(k)-uint64(b.kmin))*b.nb + uint64(b.bk.of(ts)-b.bmin)
 	}
 	return true
 }

@@ -199,18 +199,26 @@ func TestSpreadSort(t *testing.T) {
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
+		// Filed in chunks of several sizes, some skipped.
 		var in []uint64
+		var cs []uint64
+		var vals []float64
+		put := func() {
+			s.file(cs, vals, nil)
+			cs, vals = cs[:0], vals[:0]
+		}
 		for i := range n {
 			c := key(i)
 			in = append(in, c)
-			d, off := s.part(c)
-			h := &s.heads[d]
-			if h.pos == h.end {
-				s.grow(d)
+			cs, vals = append(cs, c), append(vals, float64(i))
+			if rng.IntN(5) == 0 {
+				cs, vals = append(cs, skipped), append(vals, -1)
 			}
-			s.keys[h.pos], s.vals[h.pos] = off, float64(i)
-			h.pos++
+			if rng.IntN(1000) == 0 {
+				put()
+			}
 		}
+		put()
 		tiles := s.sortParts(2)
 		var got []uint64
 		for d := range s.chains {

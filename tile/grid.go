@@ -67,3 +67,14 @@ func (b bucketer) of(ts int64) int64 {
 	}
 	return q
 }
+
+// nearSpan bounds the offsets from the origin, in buckets, for which the
+// estimate of of is off by at most one (its error is below 2^-10): one
+// correction then repairs it.
+const nearSpan = 1 << 40
+
+// near reports whether ts lies within nearSpan buckets of the origin.
+func (b bucketer) near(ts int64) bool {
+	x := float64(ts-b.origin) * b.inv
+	return ts-b.origin > -fastSpan && ts-b.origin < fastSpan && x > -nearSpan && x < nearSpan
+}

@@ -2,6 +2,7 @@ package tile
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,48 @@ func (s *spread) grow(d int) {
 	}
 	s.chains[d] = append(s.chains[d], int32(b))
 	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+}
+
+// file adds composite keys cs (skipped aside) to their partitions, with
+// their values (nil: none; valid nil: every value valid).
+func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
+	keys, heads, table, base, fshift := s.keys, s.heads, s.table, s.base, s.fshift
+	if vals == nil {
+		for _, c := range cs {
+			if c == skipped {
+				continue
+			}
+			d := table[c>>fshift]
+			h := &heads[d]
+			if h.pos == h.end {
+				s.grow(int(d))
+				keys = s.keys
+			}
+			keys[h.pos] = uint32(c - base[d])
+			h.pos++
+		}
+		return
+	}
+	out := s.vals
+	vals = vals[:len(cs)]
+	for i, c := range cs {
+		if c == skipped {
+			continue
+		}
+		d := table[c>>fshift]
+		h := &heads[d]
+		if h.pos == h.end {
+			s.grow(int(d))
+			keys, out = s.keys, s.vals
+		}
+		keys[h.pos] = uint32(c - base[d])
+		v := vals[i]
+		if valid != nil && !valid[i] {
+			v = math.NaN()
+		}
+		out[h.pos] = v
+		h.pos++
+	}
 }
 
 // mark is where each partition stood: what a spread holds before a batch
