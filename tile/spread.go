@@ -42,7 +42,9 @@ type head struct{ pos, end int }
 // Keys wider than fineBits + 32 bits are sorted the other way.
 const fineBits = 16
 
-// maxParts bounds the partitions of a spread (their ids are uint16).
+// maxParts bounds the partitions cut to share out the keys. Keys wider
+// than 32 bits add cuts wherever a partition would span more than 2^32 of
+// them: at most one partition per fine range, which uint16 ids number.
 const maxParts = 1 << 14
 
 // newSpread returns a spread for composite keys below 1<<width, sized for
