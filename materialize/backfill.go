@@ -2,6 +2,7 @@ package materialize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/budget"
 	"github.com/tessera-fe/tessera/offline"
 	"github.com/tessera-fe/tessera/source"
 	"github.com/tessera-fe/tessera/tile"
@@ -121,9 +123,13 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 	var todo []built
 	sum := &Summary{}
 	var spills []*spilled
+	var spilledBuilders []*tile.Builder
 	defer func() {
 		for _, s := range spills {
 			s.parts.Close()
+		}
+		for _, b := range spilledBuilders {
+			b.Close()
 		}
 	}()
 	for _, name := range sources {
@@ -133,8 +139,25 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
 		if parts > 1 {
-			// Larger than memory: stream the files, spill events by key
-			// hash, build each partition's tiles at commit time.
+			// Larger than memory: stream the files into builders that
+			// keep what fits and spill the rest to disk, in groups of
+			// contiguous keys built one at a time at commit time.
+			builders, stringKeys, n, err := streamSource(ctx, src, bySource[name], covers, opt, true)
+			switch {
+			case err == nil:
+				sum.Events += n
+				for i, ts := range bySource[name] {
+					spilledBuilders = append(spilledBuilders, builders[i])
+					todo = append(todo, built{ts: ts, stringKeys: stringKeys[i], parts: builders[i].Parts()})
+				}
+				step("read " + name)
+				continue
+			case !errors.Is(err, errNotNumbered):
+				return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
+			}
+			// The files' statistics do not bound the keys and times (or
+			// the keys are strings): spill the events themselves by key
+			// hash, and build each partition's tiles at commit time.
 			sp, n, err := spillSource(ctx, src, bySource[name], covers, parts, opt)
 			if err != nil {
 				return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
@@ -149,7 +172,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			continue
 		}
 		sets := bySource[name]
-		builders, stringKeys, n, err := streamSource(ctx, src, sets, covers, opt)
+		builders, stringKeys, n, err := streamSource(ctx, src, sets, covers, opt, false)
 		sum.Events += n
 		if err != nil {
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
@@ -181,35 +204,58 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 	return sum, nil
 }
 
+// errNotNumbered says that a source read in spilling builders does not
+// allow them: its files' statistics do not bound its keys and times.
+var errNotNumbered = errors.New("the files' statistics do not bound the keys and times")
+
 // streamSource reads the files of src in turn, handing each file's events
 // to a builder per tile set of sets while the next file decodes. When the
 // files' statistics bound the keys and times (Parquet files usually carry
 // them), the builders sort each file's events into key ranges as it
 // arrives. It returns the builders, whether each set's keys are strings and
 // the events read.
-func streamSource(ctx context.Context, src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options) ([]*tile.Builder, []bool, int64, error) {
+//
+// With spill, each builder holds its share of the memory limit and spills
+// the rest under opt.SpillDir; a source whose statistics do not allow that
+// returns an error wrapping errNotNumbered, having read as little of it as
+// it could.
+func streamSource(ctx context.Context, src *feature.Source, sets []*feature.TileSet, covers map[string]tilestore.Range, opt Options, spill bool) (builders []*tile.Builder, stringKeys []bool, n int64, err error) {
 	ro := readOptions(src, sets, covers, opt)
 	rows, _, err := source.Rows(src.Path, ro.Time)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	tlo, thi, timed := source.Bounds(src.Path, src.Timestamp, ro.Time)
-	builders := make([]*tile.Builder, len(sets))
+	builders = make([]*tile.Builder, len(sets))
+	defer func() {
+		if err != nil {
+			for _, b := range builders {
+				if b != nil {
+					b.Close()
+				}
+			}
+		}
+	}()
 	specs := make([]offline.EventSpec, len(sets))
 	for i, ts := range sets {
 		cover := covers[ts.ID]
 		builders[i] = tile.NewBuilder(ts.Grid, ts.Needs, cover.From, cover.To)
-		if klo, khi, ok := source.Bounds(src.Path, ts.Key, ro.Time); ok && timed {
+		klo, khi, ok := source.Bounds(src.Path, ts.Key, ro.Time)
+		if ok && timed {
 			builders[i].Expect(klo, khi, tlo, thi, int(rows))
+		} else if spill {
+			return nil, nil, 0, errNotNumbered
+		}
+		if spill {
+			builders[i].Spill(opt.SpillDir, budget.Free()/2/int64(len(sets)), opt.Partitions)
 		}
 		specs[i] = offline.EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}
 		if ts.Filter != nil {
 			specs[i].Filter = *ts.Filter
 		}
 	}
-	var n int64
-	stringKeys := make([]bool, len(sets))
-	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(_ string, t *source.Table) error {
+	stringKeys = make([]bool, len(sets))
+	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(file string, t *source.Table) error {
 		n += int64(t.Rows)
 		for i, b := range builders {
 			ev := offline.EventsOf(t, specs[i], src.Timestamp, nil)
@@ -217,6 +263,12 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 				stringKeys[i] = ev.Keys.String
 			}
 			b.Add(ev)
+			if err := b.Err(); err != nil {
+				if errors.Is(err, tile.ErrNotNumbered) {
+					return fmt.Errorf("%s: %w: %w", file, errNotNumbered, err)
+				}
+				return fmt.Errorf("%s: %w", file, err)
+			}
 		}
 		if !kept(builders) {
 			collect()

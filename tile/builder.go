@@ -1,6 +1,8 @@
 package tile
 
 import (
+	"errors"
+	"fmt"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,17 @@ type Builder struct {
 	bk         bucketer
 	near       bool     // bk.near holds for every time expected
 	chunk      []uint64 // composite keys of a chunk of a batch
+
+	spill  *spillPlan // set by Spill
+	groups int        // of keys that Parts builds in turn, when spilling
+	err    error      // what stopped a builder that spills
+}
+
+// spillPlan is what Spill was told.
+type spillPlan struct {
+	dir    string
+	memory int64
+	groups int
 }
 
 // expectation is what Expect was told.
@@ -61,6 +74,33 @@ func (b *Builder) Expect(kmin, kmax, tmin, tmax int64, events int) {
 	}
 }
 
+// Spill tells the builder, before the first Add, to hold about memory
+// bytes of events at most and to write the rest to disk, under dir ("" is
+// the system temporary directory), in groups of contiguous keys that Parts
+// builds one at a time: as many groups as the memory needs, or groups when
+// above 0. It needs what Expect tells: a builder that cannot number the
+// batches as they arrive stops, and Err says why. Close removes what it
+// wrote.
+func (b *Builder) Spill(dir string, memory int64, groups int) {
+	if !b.added {
+		b.spill = &spillPlan{dir: dir, memory: max(memory, 1<<20), groups: groups}
+	}
+}
+
+// ErrNotNumbered is the error of a builder that spills and cannot number
+// the batches' keys and times as they arrive.
+var ErrNotNumbered = errors.New("the batches' keys and times cannot be numbered as they arrive")
+
+// Err returns what stopped a builder that spills: batches it could not
+// number as they arrived (no expectation, string keys, or a batch outside
+// the expectation), or a spill file that could not be written. The
+// builder then holds nothing; the caller builds the events another way.
+func (b *Builder) Err() error { return b.err }
+
+// bytesPerSpilledEvent is what the build of a group costs per event: its
+// keys and values read back, their sort scratch and up to a tile each.
+const bytesPerSpilledEvent = 80
+
 // Add adds a batch of events of one key kind. The builder may keep the
 // batch until Finish: the caller must not change it. An empty batch may
 // say another key kind (a CSV file with only a header reads as integers):
@@ -72,11 +112,31 @@ func (b *Builder) Add(ev *Events) {
 		}
 		return
 	}
+	if b.err != nil {
+		return
+	}
 	if !b.added {
 		b.added = true
 		b.begin(ev)
+		if b.spill != nil && !b.streaming && b.err == nil {
+			b.err = fmt.Errorf("%w (no file statistics, string keys, or too wide a range)", ErrNotNumbered)
+		}
+		if b.err != nil {
+			b.drop()
+			return
+		}
 	}
 	if b.streaming {
+		if b.spill != nil {
+			if !b.scan(ev) {
+				b.err = fmt.Errorf("%w: a batch holds keys or times outside its file statistics", ErrNotNumbered)
+				b.drop()
+			} else if err := b.sp.disk.err; err != nil {
+				b.err = fmt.Errorf("spill tiles to %s (set TMPDIR to a disk with room): %w", b.sp.disk.dir, err)
+				b.drop()
+			}
+			return
+		}
 		m := b.sp.mark()
 		if b.scan(ev) {
 			return
@@ -88,6 +148,23 @@ func (b *Builder) Add(ev *Events) {
 		b.streaming, b.sp = false, nil
 	}
 	b.batches = append(b.batches, ev)
+}
+
+// drop lets go of everything a builder that spills holds, once it stopped.
+func (b *Builder) drop() {
+	b.streaming, b.batches = false, nil
+	if b.sp != nil && b.sp.disk != nil {
+		_ = b.sp.disk.close()
+	}
+	b.sp = nil
+}
+
+// Close removes what the builder spilled to disk.
+func (b *Builder) Close() error {
+	if b.sp != nil && b.sp.disk != nil {
+		return b.sp.disk.close()
+	}
+	return nil
 }
 
 // scanned returns the events scanned up to m, each at the start of its
@@ -152,8 +229,38 @@ func (b *Builder) begin(first *Events) {
 	b.tmin, b.tmax = tmin, tmax
 	b.near = b.bk.near(tmin) && b.bk.near(tmax)
 	width := bits.Len64((uint64(e.kmax)-uint64(e.kmin))*nb + nb - 1)
-	b.sp = newSpread(width, max(e.events, first.Len()), b.sample(first), b.needs.HasValues())
+	events := max(e.events, first.Len())
+	slots := 0
+	if b.spill != nil {
+		per := int64(4)
+		if b.needs.HasValues() {
+			per += 8
+		}
+		// A quarter of the memory holds events as they arrive (more
+		// would only spare eviction passes: every event goes to disk once
+		// either way); a group's build takes the whole.
+		slots = int(max(1, b.spill.memory/4/per))
+	}
+	groups := 1
+	if b.spill != nil {
+		groups = b.spill.groups
+		if groups <= 0 {
+			groups = int((int64(events)*bytesPerSpilledEvent + b.spill.memory - 1) / b.spill.memory)
+		}
+		groups = max(1, min(groups, maxParts))
+	}
+	// Partitions enough for the groups to share the keys evenly.
+	b.sp = newSpread(width, events, b.sample(first), b.needs.HasValues(), slots, 8*groups)
 	b.streaming = b.sp != nil
+	if b.streaming && b.spill != nil {
+		b.groups = groups
+		st, err := newSpillStore(b.sp, b.spill.dir)
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.sp.disk = st
+	}
 }
 
 // sampleKeys is about the keys of the first batch that cut a spread's
@@ -278,7 +385,43 @@ func (b *Builder) Finish() *Set {
 		}
 		return buildParts(b.batches, b.g, b.needs, b.from, b.to, partsFor(n))
 	}
+	return b.finish(b.sp)
+}
+
+// Parts returns the builds of the tiles of a builder that spills, one per
+// group of keys, in key order: each reads its group back from disk and
+// returns its tiles, sorted by (key, bucket start); together they are what
+// Finish would return. A builder that does not spill has one part: Finish.
+func (b *Builder) Parts() []func() (*Set, error) {
+	if b.err != nil {
+		err := b.err
+		return []func() (*Set, error){func() (*Set, error) { return nil, err }}
+	}
+	if b.spill == nil || !b.streaming {
+		return []func() (*Set, error){func() (*Set, error) { return b.Finish(), nil }}
+	}
 	s := b.sp
+	s.evictAll()
+	if err := s.disk.err; err != nil {
+		err = fmt.Errorf("spill tiles to %s (set TMPDIR to a disk with room): %w", s.disk.dir, err)
+		return []func() (*Set, error){func() (*Set, error) { return nil, err }}
+	}
+	cuts := s.disk.cuts(b.groups)
+	parts := make([]func() (*Set, error), len(cuts)-1)
+	for g := range parts {
+		parts[g] = func() (*Set, error) {
+			sub, err := s.loadGroup(cuts[g], cuts[g+1])
+			if err != nil {
+				return nil, err
+			}
+			return b.finish(sub), nil
+		}
+	}
+	return parts
+}
+
+// finish sorts and folds the partitions of s into tiles.
+func (b *Builder) finish(s *spread) *Set {
 	n := 0
 	for d := range s.chains {
 		n += s.len(d, nil)
@@ -308,7 +451,7 @@ func (b *Builder) Finish() *Set {
 					return
 				}
 				if tiles[d] > 0 {
-					b.fold(d, out, offs[d])
+					b.fold(s, d, out, offs[d])
 				}
 			}
 		})
@@ -320,8 +463,8 @@ func (b *Builder) Finish() *Set {
 // fold writes the tiles of partition d of the spread, which is sorted, into
 // rows off, off+1, ... of out, as part.fold does: one per run of equal
 // composite keys.
-func (b *Builder) fold(d int, out *Set, off int) {
-	s, g := b.sp, b.g
+func (b *Builder) fold(s *spread, d int, out *Set, off int) {
+	g := b.g
 	withValues, sumOnly := b.needs.HasValues(), out.sumOnly()
 	j := off
 	var st aggregate.State

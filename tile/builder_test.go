@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -195,7 +196,7 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
-		s := newSpread(width, c.room, sample, true)
+		s := newSpread(width, c.room, sample, true, 0, 1)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
@@ -254,4 +255,137 @@ func TestSpreadSort(t *testing.T) {
 			t.Fatalf("n %d: the spread holds %d keys, want the %d added", n, len(got), len(in))
 		}
 	}
+}
+
+// TestBuilderSpill: a builder holding far less memory than its events
+// evicts blocks to disk as batches arrive and builds in groups; the groups'
+// tiles, in order, are Build's of the batches joined, bit for bit, with
+// values or counts only, and Close leaves no file behind. A builder that
+// cannot number the batches, or meets one outside its expectation, stops
+// with an error and holds nothing.
+func TestBuilderSpill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(57, 58))
+	for iter := range 6 {
+		needs := aggregate.Sum.Needs()
+		switch iter % 3 {
+		case 1:
+			needs = aggregate.Count.Needs()
+		case 2:
+			needs = aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()
+		}
+		g := Grid{Width: 3600e6, Origin: 0}
+		z := rand.NewZipf(rng, 1.2, 4, 20_000)
+		var batches []*Events
+		for range 2 + rng.IntN(3) {
+			n := 60_000 + rng.IntN(60_000)
+			ev := &Events{TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+			for i := range n {
+				ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64())*3+100)
+				ev.TS[i] = 1.7e15 + rng.Int64N(40*86400e6)
+				ev.Values[i] = math.Round(rng.NormFloat64()*1000) / 8
+				ev.Valid[i] = rng.IntN(50) != 0
+			}
+			batches = append(batches, ev)
+		}
+		joined := Concat(batches)
+		from, to := int64(math.MinInt64), int64(math.MaxInt64)
+		if iter%2 == 1 {
+			from, to = 1.7e15+5*86400e6, 1.7e15+30*86400e6
+		}
+		want := Build(joined, g, needs, from, to)
+
+		dir := t.TempDir()
+		b := NewBuilder(g, needs, from, to)
+		b.Expect(slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int), slices.Min(joined.TS), slices.Max(joined.TS), joined.Len())
+		b.Spill(dir, 1<<20, 0)
+		for _, ev := range batches {
+			b.Add(ev)
+		}
+		if err := b.Err(); err != nil {
+			t.Fatalf("iter %d: %v", iter, err)
+		}
+		evicted := 0
+		for _, bs := range b.sp.disk.blocks {
+			evicted += len(bs)
+		}
+		if evicted == 0 {
+			t.Fatalf("iter %d: nothing evicted to disk as batches arrived", iter)
+		}
+		parts := b.Parts()
+		if len(parts) < 2 {
+			t.Fatalf("iter %d: %d events in 1 MB built in %d group", iter, joined.Len(), len(parts))
+		}
+		var sets []*Set
+		for _, p := range parts {
+			s, err := p()
+			if err != nil {
+				t.Fatalf("iter %d: %v", iter, err)
+			}
+			checkColumns(t, s)
+			sets = append(sets, s)
+		}
+		got := concatSets(sets, needs)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("iter %d: spilled build made %d tiles in %d groups, Build %d, or they differ", iter, got.Len(), len(parts), want.Len())
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Fatalf("iter %d: %d files left in the spill directory", iter, len(left))
+		}
+	}
+
+	// Stops: string keys, no expectation, a batch outside it.
+	str := genEvents(rng, 100, true, true, false)
+	ints := genEvents(rng, 100, false, true, false)
+	outside := genEvents(rng, 100, false, true, false)
+	outside.Keys.Int[50] = slices.Max(ints.Keys.Int) + 1
+	for name, c := range map[string]struct {
+		expect  bool
+		batches []*Events
+	}{
+		"string keys":    {true, []*Events{str}},
+		"no expectation": {false, []*Events{ints}},
+		"outside":        {true, []*Events{ints, outside}},
+	} {
+		dir := t.TempDir()
+		b := NewBuilder(Grid{Width: 10}, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64)
+		if c.expect {
+			b.Expect(slices.Min(ints.Keys.Int), slices.Max(ints.Keys.Int), -1000, 2000, 200)
+		}
+		b.Spill(dir, 1<<20, 0)
+		for _, ev := range c.batches {
+			b.Add(ev)
+		}
+		if b.Err() == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		if _, err := b.Parts()[0](); err == nil {
+			t.Fatalf("%s: Parts built", name)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Fatalf("%s: %d files left after the builder stopped", name, len(left))
+		}
+	}
+}
+
+// concatSets joins sets of one kind, in order.
+func concatSets(sets []*Set, needs aggregate.Needs) *Set {
+	out := &Set{Needs: needs}
+	n := 0
+	for _, s := range sets {
+		n += s.Len()
+	}
+	out.alloc(n)
+	j := 0
+	for _, s := range sets {
+		for i := range s.Len() {
+			st := s.State(i)
+			out.Keys.Int[j] = s.Keys.Int[i]
+			out.putState(j, s.Start[i], &st)
+			j++
+		}
+	}
+	return out
 }

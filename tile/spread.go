@@ -25,6 +25,7 @@ type spread struct {
 	fshift uint     // fine range of a composite key: key >> fshift
 	table  []uint16 // fine range -> partition
 	base   []uint64 // per partition: its first key; a key's offset from it fits 32 bits
+	weight []int    // per partition: its share of the sample (and a little)
 	block  int      // slots per block
 
 	keys []uint32  // offset of each key from its partition's base, block by block
@@ -33,6 +34,8 @@ type spread struct {
 	heads  []head    // per partition: next free slot of its last block, and that block's end
 	chains [][]int32 // per partition: its blocks, in arrival order
 	used   int       // blocks handed out
+	free   []int32   // blocks evicted to disk, to hand out again
+	disk   *spillStore
 }
 
 type head struct{ pos, end int }
@@ -48,10 +51,11 @@ const fineBits = 16
 const maxParts = 1 << 14
 
 // newSpread returns a spread for composite keys below 1<<width, sized for
-// about events of them and cut into partitions by the keys of sample (a
-// sample of the keys to come; empty: assumed uniform), or nil when the keys
-// are too wide for it.
-func newSpread(width int, events int, sample []uint64, withValues bool) *spread {
+// about events of them (at most maxSlots, when above 0: a spread that
+// spills) and cut into at least minParts partitions, where the keys allow,
+// by the keys of sample (a sample of the keys to come; empty: assumed
+// uniform), or nil when the keys are too wide for it.
+func newSpread(width int, events int, sample []uint64, withValues bool, maxSlots, minParts int) *spread {
 	fine := min(width, fineBits)
 	fshift := uint(width - fine)
 	if fshift > 32 {
@@ -68,7 +72,7 @@ func newSpread(width int, events int, sample []uint64, withValues bool) *spread 
 		weight[f]++
 		total += weight[f]
 	}
-	parts := min(maxParts, max(1, events/msdBucket))
+	parts := min(maxParts, max(minParts, events/msdBucket))
 	target := max(1, total/parts)
 	// A partition spans at most 2^32 keys: offsets fit 32 bits.
 	maxRanges := 1 << min(fine, 32-int(fshift))
@@ -77,9 +81,11 @@ func newSpread(width int, events int, sample []uint64, withValues bool) *spread 
 	for f, w := range weight {
 		if f == 0 || (acc+w > target && acc > 0 && len(s.base) < maxParts) || ranges == maxRanges {
 			s.base = append(s.base, uint64(f)<<fshift)
+			s.weight = append(s.weight, 0)
 			acc, ranges = 0, 0
 		}
 		s.table[f] = uint16(len(s.base) - 1)
+		s.weight[len(s.weight)-1] += w
 		acc += w
 		ranges++
 	}
@@ -90,6 +96,12 @@ func newSpread(width int, events int, sample []uint64, withValues bool) *spread 
 	// unused in the last block of each.
 	s.block = min(1024, max(64, events/n/4))
 	slots := events + events/16 + min(n, events/s.block+1)*s.block
+	if maxSlots > 0 && slots > maxSlots {
+		// Room for a block being filled per partition and as many to
+		// evict, at least.
+		s.block = min(s.block, max(16, maxSlots/n/4))
+		slots = max(maxSlots, 2*n*s.block)
+	}
 	s.keys = make([]uint32, slots)
 	if withValues {
 		s.vals = make([]float64, slots)
@@ -104,8 +116,19 @@ func (s *spread) part(c uint64) (int, uint32) {
 }
 
 // grow gives partition d a new block. The slab may move: callers reload
-// keys and vals.
+// keys and vals. A spread that spills evicts its full blocks to disk when
+// its slab is full.
 func (s *spread) grow(d int) {
+	if len(s.free) == 0 && s.disk != nil && (s.used+1)*s.block > len(s.keys) {
+		s.evict()
+	}
+	if n := len(s.free); n > 0 {
+		b := int(s.free[n-1])
+		s.free = s.free[:n-1]
+		s.chains[d] = append(s.chains[d], int32(b))
+		s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+		return
+	}
 	b := s.used
 	s.used++
 	if need := s.used * s.block; need > len(s.keys) {

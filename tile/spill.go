@@ -1,0 +1,215 @@
+package tile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"unsafe"
+)
+
+// spillStore holds the blocks a spread evicted to disk when its slab was
+// full, in one file; Parts reads them back a group of contiguous partitions
+// at a time, cut once every count is known.
+type spillStore struct {
+	dir    string
+	file   *os.File
+	size   int64      // bytes written
+	blocks [][]onDisk // per partition: its evicted blocks, in order
+	values bool       // blocks hold values after their keys
+	err    error      // the first write that failed
+}
+
+// onDisk is an evicted block: where it starts in the file and the keys it
+// holds.
+type onDisk struct {
+	off int64
+	n   int
+}
+
+// newSpillStore makes the file of s's evicted blocks in a new directory
+// under dir ("" is the system temporary directory).
+func newSpillStore(s *spread, dir string) (*spillStore, error) {
+	d, err := os.MkdirTemp(dir, "tessera-build-")
+	if err != nil {
+		return nil, fmt.Errorf("make a directory for spilled tiles (set TMPDIR to a disk with room): %w", err)
+	}
+	f, err := os.Create(filepath.Join(d, "blocks"))
+	if err != nil {
+		_ = os.RemoveAll(d)
+		return nil, fmt.Errorf("spill tiles: %w", err)
+	}
+	return &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil}, nil
+}
+
+// cuts returns where groups groups of contiguous partitions start, the
+// number of partitions last, cut where the partitions' keys on disk add up
+// to about equal shares. No group is empty while partitions holding keys
+// are enough.
+func (st *spillStore) cuts(groups int) []int {
+	parts := len(st.blocks)
+	prefix := make([]int, parts+1) // keys of the partitions before each
+	for d, bs := range st.blocks {
+		prefix[d+1] = prefix[d]
+		for _, o := range bs {
+			prefix[d+1] += o.n
+		}
+	}
+	total := prefix[parts]
+	held := 0 // partitions holding keys
+	for d := range parts {
+		if prefix[d+1] > prefix[d] {
+			held++
+		}
+	}
+	groups = max(1, min(groups, held))
+	starts := []int{0}
+	for g := 1; g < groups; g++ {
+		// The first partition past g/groups of the keys, after the
+		// partition group g-1 starts at and holding keys.
+		p, _ := slices.BinarySearch(prefix[1:], total*g/groups+1)
+		p = max(p, starts[g-1]+1)
+		for p < parts && prefix[p+1] == prefix[p] {
+			p++
+		}
+		starts = append(starts, min(p, parts))
+	}
+	return append(starts, parts)
+}
+
+// write appends the first n keys (and values) of block b of s, which
+// belongs to partition d, to the file.
+func (st *spillStore) write(s *spread, d, b, n int) {
+	if st.err != nil {
+		return
+	}
+	lo := b * s.block
+	off := st.size
+	kb := bytesOf(s.keys[lo : lo+n])
+	if _, err := st.file.WriteAt(kb, off); err != nil {
+		st.err = err
+		return
+	}
+	size := int64(len(kb))
+	if s.vals != nil {
+		vb := bytesOf(s.vals[lo : lo+n])
+		if _, err := st.file.WriteAt(vb, off+size); err != nil {
+			st.err = err
+			return
+		}
+		size += int64(len(vb))
+	}
+	st.size += size
+	st.blocks[d] = append(st.blocks[d], onDisk{off: off, n: n})
+}
+
+// read reads block o back into keys and vals (nil without
+// values), which hold o.n slots.
+func (st *spillStore) read(o onDisk, keys []uint32, vals []float64) error {
+	f := st.file
+	kb := bytesOf(keys[:o.n])
+	if _, err := f.ReadAt(kb, o.off); err != nil {
+		return readErr(f, err)
+	}
+	if vals != nil {
+		if _, err := f.ReadAt(bytesOf(vals[:o.n]), o.off+int64(len(kb))); err != nil {
+			return readErr(f, err)
+		}
+	}
+	return nil
+}
+
+func readErr(f *os.File, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read spilled tiles %s: %w", f.Name(), err)
+}
+
+// close removes the files and their directory.
+func (st *spillStore) close() error {
+	errs := []error{st.file.Close(), os.RemoveAll(st.dir)}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove spilled tiles %s: %w", st.dir, err)
+	}
+	return nil
+}
+
+// bytesOf returns the memory of a slice of fixed-size numbers as bytes: the
+// spill files are read back by the process that wrote them, in its byte
+// order.
+func bytesOf[T uint32 | float64](x []T) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*int(unsafe.Sizeof(x[0])))
+}
+
+// evict writes every partition's full blocks to disk and frees them: all
+// but the last block of each chain, which is still being filled.
+func (s *spread) evict() {
+	for d, c := range s.chains {
+		if len(c) <= 1 {
+			continue
+		}
+		for _, b := range c[:len(c)-1] {
+			s.disk.write(s, d, int(b), s.block)
+			s.free = append(s.free, b)
+		}
+		s.chains[d] = append(c[:0], c[len(c)-1])
+	}
+}
+
+// evictAll writes every block to disk, the last of each chain as far as it
+// is filled, and drops the slab: the keys are all on disk.
+func (s *spread) evictAll() {
+	for d, c := range s.chains {
+		for i, b := range c {
+			n := s.block
+			if i == len(c)-1 {
+				n = s.heads[d].pos - int(b)*s.block
+			}
+			if n > 0 {
+				s.disk.write(s, d, int(b), n)
+			}
+		}
+		s.chains[d] = nil
+		s.heads[d] = head{}
+	}
+	s.keys, s.vals, s.free, s.used = nil, nil, nil, 0
+}
+
+// loadGroup returns a spread holding the keys of partitions [lo, hi), read
+// back from disk, each evicted block into a block of its own; other
+// partitions are empty. Of each partition's blocks only the last may be
+// short (evictAll wrote it), as a spread's chains have it.
+func (s *spread) loadGroup(lo, hi int) (*spread, error) {
+	st := s.disk
+	blocks := 0
+	for d := lo; d < hi; d++ {
+		blocks += len(st.blocks[d])
+	}
+	sub := &spread{fshift: s.fshift, table: s.table, base: s.base, weight: s.weight, block: s.block,
+		heads: make([]head, len(s.base)), chains: make([][]int32, len(s.base))}
+	sub.keys = make([]uint32, blocks*s.block)
+	if st.values {
+		sub.vals = make([]float64, blocks*s.block)
+	}
+	for d := lo; d < hi; d++ {
+		for _, o := range st.blocks[d] {
+			sub.grow(d)
+			h := &sub.heads[d]
+			var vals []float64
+			if sub.vals != nil {
+				vals = sub.vals[h.pos : h.pos+o.n]
+			}
+			if err := st.read(o, sub.keys[h.pos:h.pos+o.n], vals); err != nil {
+				return nil, err
+			}
+			h.pos += o.n
+		}
+	}
+	return sub, nil
+}
