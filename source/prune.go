@@ -78,22 +78,8 @@ func timeBounds(name, column string) (lo, hi int64, ok bool) {
 
 // statBounds returns the least and greatest value of a timestamp column
 // (in microseconds), or when onlyTime is false of an integer column too, of
-// a Parquet file from its row groups' statistics, remembered per version of
-// the file (footers.go).
+// a Parquet file from its row groups' statistics.
 func statBounds(name, column string, onlyTime bool) (lo, hi int64, ok bool) {
-	kind := boundsOfInts
-	if onlyTime {
-		kind = boundsOfTimes
-	}
-	v, _ := footers.get(name, column, kind, func() (footerFact, error) {
-		lo, hi, ok := readBounds(name, column, onlyTime)
-		return footerFact{lo: lo, hi: hi, ok: ok}, nil
-	})
-	return v.lo, v.hi, v.ok
-}
-
-// readBounds is statBounds reading the file's footer.
-func readBounds(name, column string, onlyTime bool) (lo, hi int64, ok bool) {
 	f, err := os.Open(name)
 	if err != nil {
 		return 0, 0, false

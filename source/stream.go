@@ -148,18 +148,7 @@ func openSized(name string) (*os.File, int64, error) {
 	return f, st.Size(), nil
 }
 
-// parquetRows returns the rows of a Parquet file from its footer,
-// remembered per version of the file (footers.go).
-func parquetRows(name string) (int64, error) {
-	v, err := footers.get(name, "", rowCount, func() (footerFact, error) {
-		n, err := readRows(name)
-		return footerFact{lo: n}, err
-	})
-	return v.lo, err
-}
-
-// readRows is parquetRows reading the file's footer.
-func readRows(name string) (n int64, err error) {
+func parquetRows(name string) (n int64, err error) {
 	f, size, err := openSized(name)
 	if err != nil {
 		return 0, err
