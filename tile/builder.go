@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -40,6 +41,7 @@ type Builder struct {
 	bk         bucketer
 	near       bool     // bk.near holds for every time expected
 	chunk      []uint64 // composite keys of a chunk of a batch
+	numbers    []uint64 // composite keys of a whole batch, scanned on several cores
 
 	spill  *spillPlan // set by Spill
 	groups int        // of keys that Parts builds in turn, when spilling
@@ -97,9 +99,10 @@ var ErrNotNumbered = errors.New("the batches' keys and times cannot be numbered 
 // builder then holds nothing; the caller builds the events another way.
 func (b *Builder) Err() error { return b.err }
 
-// bytesPerSpilledEvent is what the build of a group costs per event: its
-// keys and values read back, their sort scratch and up to a tile each.
-const bytesPerSpilledEvent = 80
+// bytesPerSpilledEvent is what the build of a group costs per event, at
+// most: its keys and values read back (12 bytes), their sort scratch (24)
+// and up to a tile each (64 with every state column).
+const bytesPerSpilledEvent = 100
 
 // Add adds a batch of events of one key kind. The builder may keep the
 // batch until Finish: the caller must not change it. An empty batch may
@@ -250,7 +253,7 @@ func (b *Builder) begin(first *Events) {
 		groups = max(1, min(groups, maxParts))
 	}
 	// Partitions enough for the groups to share the keys evenly.
-	b.sp = newSpread(width, events, b.sample(first), b.needs.HasValues(), slots, 8*groups)
+	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups)
 	b.streaming = b.sp != nil
 	if b.streaming && b.spill != nil {
 		b.groups = groups
@@ -300,6 +303,9 @@ func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
+	if workers := partsFor(ev.Len()); workers > 1 && ev.Len() >= parallelScan {
+		return b.scanParallel(ev, workers)
+	}
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
 	}
@@ -321,6 +327,47 @@ func (b *Builder) scan(ev *Events) bool {
 		}
 		b.sp.file(cs, vals, valid)
 	}
+	return true
+}
+
+// parallelScan is the fewest events of a batch whose scan runs on several
+// cores.
+const parallelScan = 1 << 18
+
+// scanParallel is scan on several cores: each numbers a share of the
+// events, then each files the events of a share of the partitions, reading
+// all the numbers in input order.
+func (b *Builder) scanParallel(ev *Events, workers int) bool {
+	n := ev.Len()
+	if cap(b.numbers) < n {
+		b.numbers = make([]uint64, n)
+	}
+	cs := b.numbers[:n]
+	ok := make([]bool, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			lo, hi := n*w/workers, n*(w+1)/workers
+			ok[w] = b.number(ev.Keys.Int[lo:hi], ev.TS[lo:hi], cs[lo:hi])
+		})
+	}
+	wg.Wait()
+	if slices.Contains(ok, false) {
+		return false
+	}
+	s := b.sp
+	var vals []float64
+	var valid []bool
+	if s.vals != nil {
+		vals, valid = ev.Values[:n], ev.Valid
+	}
+	s.reserve(n)
+	cuts := s.shares(workers)
+	var mu sync.Mutex
+	for w := range len(cuts) - 1 {
+		wg.Go(func() { s.fileShare(cs, vals, valid, cuts[w], cuts[w+1], &mu) })
+	}
+	wg.Wait()
 	return true
 }
 
@@ -402,6 +449,7 @@ func (b *Builder) Parts() []func() (*Set, error) {
 	}
 	s := b.sp
 	s.evictAll()
+	s.disk.flush()
 	if err := s.disk.err; err != nil {
 		err = fmt.Errorf("spill tiles to %s (set TMPDIR to a disk with room): %w", s.disk.dir, err)
 		return []func() (*Set, error){func() (*Set, error) { return nil, err }}

@@ -104,37 +104,48 @@ func spreads(g Grid, kmin, kmax, tmin, tmax int64) bool {
 	return fitsComposite(kmin, kmax, nb) && bits.Len64((uint64(kmax)-uint64(kmin))*nb+nb-1) <= 32+fineBits
 }
 
-// TestBuilderLarge: enough events for Finish to sort and fold on several
-// cores (when there are), with long runs of one (key, bucket) that the cut
-// between cores must not split, equal Build's tiles.
+// TestBuilderLarge: batches large enough to be scanned on several cores
+// (when there are), and a build sorted and folded on several, with long
+// runs of one (key, bucket) and values whose sums depend on their order,
+// equal Build's tiles bit for bit; so do they when a large batch late in
+// the stream breaks the expectation.
 func TestBuilderLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(53, 54))
-	const n = 3 * partEvents
 	z := rand.NewZipf(rng, 1.3, 1, 5000)
 	var batches []*Events
-	for q := range 3 {
-		ev := &Events{TS: make([]int64, n/3), Values: make([]float64, n/3)}
-		for i := range n / 3 {
+	for q, n := range []int{2*partEvents + 5, partEvents / 3, 3 * partEvents / 2} {
+		ev := &Events{TS: make([]int64, n), Values: make([]float64, n)}
+		for i := range n {
 			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
 			ev.TS[i] = int64(q)*1000 + rng.Int64N(5000)
-			ev.Values[i] = float64(rng.IntN(100))
+			ev.Values[i] = rng.NormFloat64() * 1e3
 		}
 		batches = append(batches, ev)
 	}
 	joined := Concat(batches)
 	g := Grid{Width: 2000}
 	needs := aggregate.Mean.Needs()
-	b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-	b.Expect(slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int), slices.Min(joined.TS), slices.Max(joined.TS), n)
-	for _, ev := range batches {
-		b.Add(ev)
-	}
-	if !b.streaming {
-		t.Fatal("the batches were not scanned as they arrived")
-	}
-	got, want := b.Finish(), Build(joined, g, needs, math.MinInt64, math.MaxInt64)
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
+	want := Build(joined, g, needs, math.MinInt64, math.MaxInt64)
+	for _, late := range []bool{false, true} {
+		told := joined
+		if late { // told of the first two batches only; the third holds a greater key
+			told = Concat(batches[:2])
+			batches[2].Keys.Int[len(batches[2].Keys.Int)/2] = slices.Max(told.Keys.Int) + 1
+			joined = Concat(batches)
+			want = Build(joined, g, needs, math.MinInt64, math.MaxInt64)
+		}
+		b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+		b.Expect(slices.Min(told.Keys.Int), slices.Max(told.Keys.Int), slices.Min(told.TS), slices.Max(joined.TS), joined.Len())
+		for _, ev := range batches {
+			b.Add(ev)
+		}
+		if b.streaming == late {
+			t.Fatalf("late %v: streaming %v at the end", late, b.streaming)
+		}
+		got := b.Finish()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("late %v: builder made %d tiles, Build %d, or they differ", late, got.Len(), want.Len())
+		}
 	}
 }
 
@@ -196,7 +207,7 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
-		s := newSpread(width, c.room, sample, true, 0, 1)
+		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
@@ -388,4 +399,41 @@ func concatSets(sets []*Set, needs aggregate.Needs) *Set {
 		}
 	}
 	return out
+}
+
+// TestSpreadSortedBatches: when each batch holds its own range of keys
+// (files sorted by key), the partitions cut from the first batch still
+// share out the later batches' events: none holds more than a few times
+// its even share.
+func TestSpreadSortedBatches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(59, 60))
+	const batches, per = 10, 60_000
+	var all []*Events
+	for q := range batches {
+		ev := &Events{TS: make([]int64, per)}
+		for i := range per {
+			ev.Keys.Int = append(ev.Keys.Int, int64(q*1000+rng.IntN(1000)))
+			ev.TS[i] = rng.Int64N(100 * 3600e6)
+		}
+		all = append(all, ev)
+	}
+	joined := Concat(all)
+	b := NewBuilder(Grid{Width: 3600e6}, aggregate.Count.Needs(), math.MinInt64, math.MaxInt64)
+	b.Expect(0, batches*1000-1, 0, 100*3600e6, joined.Len())
+	for _, ev := range all {
+		b.Add(ev)
+	}
+	if !b.streaming {
+		t.Fatal("not streamed")
+	}
+	parts, most := len(b.sp.chains), 0
+	for d := range parts {
+		most = max(most, b.sp.len(d, nil))
+	}
+	if even := joined.Len() / parts; most > 4*even {
+		t.Fatalf("the fullest of %d partitions holds %d events, %.1f times its even share", parts, most, float64(most)/float64(even))
+	}
+	if got, want := b.Finish(), Build(joined, Grid{Width: 3600e6}, aggregate.Count.Needs(), math.MinInt64, math.MaxInt64); !reflect.DeepEqual(got, want) {
+		t.Fatal("tiles differ from Build's")
+	}
 }

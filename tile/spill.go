@@ -1,6 +1,7 @@
 package tile
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,11 @@ import (
 type spillStore struct {
 	dir    string
 	file   *os.File
-	size   int64      // bytes written
-	blocks [][]onDisk // per partition: its evicted blocks, in order
-	values bool       // blocks hold values after their keys
-	err    error      // the first write that failed
+	w      *bufio.Writer // evicted blocks go through it, in large writes
+	size   int64         // bytes written
+	blocks [][]onDisk    // per partition: its evicted blocks, in order
+	values bool          // blocks hold values after their keys
+	err    error         // the first write that failed
 }
 
 // onDisk is an evicted block: where it starts in the file and the keys it
@@ -41,7 +43,9 @@ func newSpillStore(s *spread, dir string) (*spillStore, error) {
 		_ = os.RemoveAll(d)
 		return nil, fmt.Errorf("spill tiles: %w", err)
 	}
-	return &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil}, nil
+	st := &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil}
+	st.w = bufio.NewWriterSize(f, 1<<20)
+	return st, nil
 }
 
 // cuts returns where groups groups of contiguous partitions start, the
@@ -88,14 +92,14 @@ func (st *spillStore) write(s *spread, d, b, n int) {
 	lo := b * s.block
 	off := st.size
 	kb := bytesOf(s.keys[lo : lo+n])
-	if _, err := st.file.WriteAt(kb, off); err != nil {
+	if _, err := st.w.Write(kb); err != nil {
 		st.err = err
 		return
 	}
 	size := int64(len(kb))
 	if s.vals != nil {
 		vb := bytesOf(s.vals[lo : lo+n])
-		if _, err := st.file.WriteAt(vb, off+size); err != nil {
+		if _, err := st.w.Write(vb); err != nil {
 			st.err = err
 			return
 		}
@@ -103,6 +107,13 @@ func (st *spillStore) write(s *spread, d, b, n int) {
 	}
 	st.size += size
 	st.blocks[d] = append(st.blocks[d], onDisk{off: off, n: n})
+}
+
+// flush writes what the buffer holds, before blocks are read back.
+func (st *spillStore) flush() {
+	if st.err == nil {
+		st.err = st.w.Flush()
+	}
 }
 
 // read reads block o back into keys and vals (nil without

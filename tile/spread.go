@@ -53,23 +53,32 @@ const maxParts = 1 << 14
 // newSpread returns a spread for composite keys below 1<<width, sized for
 // about events of them (at most maxSlots, when above 0: a spread that
 // spills) and cut into at least minParts partitions, where the keys allow,
-// by the keys of sample (a sample of the keys to come; empty: assumed
-// uniform), or nil when the keys are too wide for it.
-func newSpread(width int, events int, sample []uint64, withValues bool, maxSlots, minParts int) *spread {
+// by the keys of sample, a sample of a share (0 to 1) of the keys to come;
+// the rest are assumed spread evenly. It returns nil when the keys are too
+// wide for it.
+func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int) *spread {
 	fine := min(width, fineBits)
 	fshift := uint(width - fine)
 	if fshift > 32 {
 		return nil
 	}
-	// Weigh each fine range by the sample; ranges with none weigh a
-	// little, so that unsampled keys still spread.
+	// Weigh each fine range by its share of the sample, and of the keys
+	// the sample does not stand for, spread evenly: when later batches
+	// hold other keys than the first (files sorted by key), their ranges
+	// still get partitions of their own.
+	if len(sample) == 0 {
+		share = 0
+	}
+	share = min(1, max(0, share))
+	const scale = 1 << 40
 	weight := make([]int, 1<<fine)
 	for _, c := range sample {
-		weight[c>>fshift] += 1 << 10
+		weight[c>>fshift] += int(share * scale / float64(len(sample)))
 	}
+	even := max(1, int((1-share)*scale/float64(len(weight))))
 	total := 0
 	for f := range weight {
-		weight[f]++
+		weight[f] += even
 		total += weight[f]
 	}
 	parts := min(maxParts, max(minParts, events/msdBucket))
@@ -140,6 +149,89 @@ func (s *spread) grow(d int) {
 	}
 	s.chains[d] = append(s.chains[d], int32(b))
 	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+}
+
+// reserve makes room, in the slab as it stands, for every block that n
+// more keys may take (a new block per partition at most besides the full
+// ones), so that several cores can file keys at once without the slab
+// moving: evicting blocks first in a spread that spills, else growing it.
+func (s *spread) reserve(n int) {
+	need := n/s.block + len(s.chains) + 1
+	room := func() int { return len(s.free) + len(s.keys)/s.block - s.used }
+	if room() < need && s.disk != nil {
+		s.evict()
+	}
+	if r := room(); r < need {
+		slots := (len(s.keys)/s.block + need - r) * s.block
+		s.keys = append(s.keys, make([]uint32, slots-len(s.keys))...)
+		if s.vals != nil {
+			s.vals = append(s.vals, make([]float64, slots-len(s.vals))...)
+		}
+	}
+}
+
+// take gives partition d a new block from the room reserve made, for one
+// of several cores filing at once: mu guards the free list and the count.
+func (s *spread) take(d int, mu *sync.Mutex) {
+	mu.Lock()
+	var b int
+	if n := len(s.free); n > 0 {
+		b = int(s.free[n-1])
+		s.free = s.free[:n-1]
+	} else {
+		b = s.used
+		s.used++
+	}
+	mu.Unlock()
+	s.chains[d] = append(s.chains[d], int32(b))
+	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+}
+
+// fileShare is file for one of several cores filing cs at once: it adds
+// the keys of partitions [lo, hi) alone, so that each partition's keys
+// still come in input order. reserve must have made room for cs.
+func (s *spread) fileShare(cs []uint64, vals []float64, valid []bool, lo, hi int, mu *sync.Mutex) {
+	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
+	for i, c := range cs {
+		if c == skipped {
+			continue
+		}
+		d := table[c>>fshift]
+		if int(d) < lo || int(d) >= hi {
+			continue
+		}
+		h := &heads[d]
+		if h.pos == h.end {
+			s.take(int(d), mu)
+		}
+		keys[h.pos] = uint32(c - base[d])
+		if vals != nil {
+			v := vals[i]
+			if valid != nil && !valid[i] {
+				v = math.NaN()
+			}
+			out[h.pos] = v
+		}
+		h.pos++
+	}
+}
+
+// shares cuts the partitions into n contiguous ranges of about equal
+// weight, for n cores to file: range i is [cuts[i], cuts[i+1]).
+func (s *spread) shares(n int) []int {
+	total := 0
+	for _, w := range s.weight {
+		total += w
+	}
+	cuts := []int{0}
+	acc := 0
+	for d, w := range s.weight {
+		if acc >= total*len(cuts)/n && len(cuts) < n && d > cuts[len(cuts)-1] {
+			cuts = append(cuts, d)
+		}
+		acc += w
+	}
+	return append(cuts, len(s.weight))
 }
 
 // file adds composite keys cs (skipped aside) to their partitions, with
