@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
@@ -127,16 +130,15 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 	}
 	groups := map[string]*group{}
 	var order []*group
+	var fns []aggregate.Func // per column
 	for _, ref := range refs {
 		f, err := e.Config.Resolve(ref)
 		if err != nil {
 			return nil, err
 		}
-		col := &Column{Name: ref.Text, Integer: f.Aggregation == aggregate.Count, Values: make([]float64, len(sp.Times))}
-		if f.Aggregation != aggregate.Count && f.Aggregation != aggregate.Sum {
-			col.Valid = make([]bool, len(sp.Times))
-		}
+		col := &Column{Name: ref.Text, Integer: f.Aggregation == aggregate.Count}
 		res.Columns = append(res.Columns, col)
+		fns = append(fns, f.Aggregation)
 		out := &output{fn: f.Aggregation, window: ref.Window, col: col}
 		var key string
 		var ts *feature.TileSet
@@ -175,6 +177,7 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		g.outs = append(g.outs, out)
 		g.needs |= f.Aggregation.Needs()
 	}
+	allocColumns(res.Columns, fns, len(sp.Times))
 	keys := newSpineKeys(&sp.Keys)
 	for _, g := range order {
 		if err := e.runGroup(ctx, g, sp, keys, opt, &res.Stats); err != nil {
@@ -182,6 +185,29 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		}
 	}
 	return res, nil
+}
+
+// allocColumns gives each column its rows, and a valid flag a row where fns
+// (per column) can be null, on every core: clearing large columns takes a
+// while.
+func allocColumns(cols []*Column, fns []aggregate.Func, rows int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(cols))) {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(cols) {
+					return
+				}
+				cols[k].Values = make([]float64, rows)
+				if fns[k] != aggregate.Count && fns[k] != aggregate.Sum {
+					cols[k].Valid = make([]bool, rows)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // group is the outputs that read the same data.
@@ -205,6 +231,9 @@ type groupWork struct {
 	// headsOnly says the events loaded for materialized+align are already
 	// only those of the rows' head buckets (see rawFilter).
 	headsOnly bool
+	// prefetch, when not nil, is the load of every tile of [lo, hi),
+	// started before the spine's keys were numbered.
+	prefetch *prefetch
 }
 
 // needsEvents reports whether the group reads raw events.
@@ -238,19 +267,11 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 	} else if w.strKey, err = e.eventKeyKind(ctx, g.spec); err != nil {
 		return err
 	}
-	dict, ids := keys.as(w.strKey)
 
 	// The bucket range the rows read, and the off-boundary rows.
 	// Bounds grow with t, so the earliest and latest rows bound them all.
 	p := &plan{opt: opt, outs: g.outs}
-	tmin, tmax := int64(math.MaxInt64), int64(math.MinInt64)
-	off := 0
-	for _, t := range sp.Times {
-		if !ts.Grid.OnBoundary(t) {
-			off++
-		}
-		tmin, tmax = min(tmin, t), max(tmax, t)
-	}
+	tmin, tmax, off := timeBounds(sp.Times, ts.Grid)
 	w.lo, w.hi = int64(math.MaxInt64), int64(math.MinInt64)
 	for _, o := range g.outs {
 		l, _, _, _ := p.bounds(o, tmin, ts.Grid.Floor(tmin))
@@ -271,7 +292,110 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 	for _, gap := range w.gaps {
 		st.Fallback = append(st.Fallback, Fallback{TileSet: ts.ID, From: gap.From, To: gap.To})
 	}
+	// Where the sweep reads tiles alone, they load while the spine's keys
+	// are numbered and grouped.
+	if e.prefetches(ctx, w, opt) {
+		w.prefetch = e.startLoad(ctx, w)
+		defer w.prefetch.stop()
+	}
+	dict, ids := keys.as(w.strKey)
 	return e.runKeys(ctx, w, dict, ids, opt, st)
+}
+
+// timeBounds returns the least and the greatest of times and how many are
+// off the bucket boundaries of g, the halves of times counted on two cores.
+func timeBounds(times []int64, g tile.Grid) (tmin, tmax int64, off int) {
+	scan := func(ts []int64) (lo, hi int64, off int) {
+		lo, hi = math.MaxInt64, math.MinInt64
+		for _, t := range ts {
+			if !g.OnBoundary(t) {
+				off++
+			}
+			lo, hi = min(lo, t), max(hi, t)
+		}
+		return lo, hi, off
+	}
+	if len(times) < 1<<16 || runtime.GOMAXPROCS(0) < 2 {
+		return scan(times)
+	}
+	half := len(times) / 2
+	var lo2, hi2 int64
+	var off2 int
+	done := make(chan struct{})
+	go func() {
+		lo2, hi2, off2 = scan(times[half:])
+		close(done)
+	}()
+	tmin, tmax, off = scan(times[:half])
+	<-done
+	return min(tmin, lo2), max(tmax, hi2), off + off2
+}
+
+// prefetch is a tile load running on its own goroutine.
+type prefetch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	set    *tile.Set
+	err    error
+}
+
+// prefetches reports whether the group's tiles can load before the spine's
+// keys are numbered: a materialized query without align and without
+// fallback, in one key partition, whose spine has enough rows that the load
+// would not filter by key in any case (see runPart).
+func (e *Engine) prefetches(ctx context.Context, w *groupWork, opt Options) bool {
+	if !opt.Materialized || opt.Align || e.Tiles == nil || w.m == nil || len(w.gaps) > 0 {
+		return false
+	}
+	if keys, _ := w.m.Keys(); int64(len(w.sp.Times))*4 < keys {
+		return false
+	}
+	parts, err := e.partitions(ctx, w, opt, len(w.sp.Times), false)
+	return err == nil && parts == 1
+}
+
+// startLoad starts loading every tile of the group's range.
+func (e *Engine) startLoad(ctx context.Context, w *groupWork) *prefetch {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &prefetch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		f.set, f.err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, &tilestore.KeyFilter{})
+	}()
+	return f
+}
+
+// wait returns the loaded tiles.
+func (f *prefetch) wait() (*tile.Set, error) {
+	<-f.done
+	return f.set, f.err
+}
+
+// stop cancels the load if it still runs and waits for it to end.
+func (f *prefetch) stop() {
+	f.cancel()
+	<-f.done
+}
+
+// keyRanks returns the rank of each key of d in key order, the order of a
+// tile set's runs.
+func keyRanks(d *tile.Dict) []int32 {
+	if d.String {
+		return d.Ranks()
+	}
+	n := d.Len()
+	keys := make([]uint64, n)
+	ids := make([]int32, n)
+	for id := range n {
+		keys[id] = uint64(d.IntKey(int32(id))) ^ 1<<63 // signed order
+		ids[id] = int32(id)
+	}
+	tile.SortByKey(keys, ids, nil, nil)
+	rank := make([]int32, n)
+	for r, id := range ids {
+		rank[id] = int32(r)
+	}
+	return rank
 }
 
 // runPart computes the group's outputs for the spine rows of ids, whose keys
@@ -279,9 +403,10 @@ func (e *Engine) runGroup(ctx context.Context, g *group, sp *Spine, keys *spineK
 func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, events func(keep *tile.Dict) (*tile.Events, error), opt Options, st *Stats) error {
 	g, sp := w.g, w.sp
 	p := &plan{opt: opt, outs: g.outs}
-	// The spine index needs no data: build it while the data loads. Except
-	// where the sweep reads tiles alone: there it waits for them, to number
-	// the keys in the tiles' order (series.renumber).
+	// The spine index needs no data: build it while the data loads. Where
+	// the sweep reads tiles alone, it numbers the keys in the order of the
+	// set's runs: by key while a prefetch loads the tiles (keyRanks), else
+	// after the load (series.renumber).
 	byTiles := opt.Materialized && !opt.Align
 	index := make(chan *spineIndex, 1)
 	if !byTiles {
@@ -303,6 +428,7 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 
 	ts := g.tileSet
 	set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: w.strKey}}
+	var ranked *spineIndex
 	if w.m != nil {
 		// A key filter prunes objects and row groups when the spine holds few
 		// of the tile set's keys. When it holds many, checking every key of
@@ -317,7 +443,20 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 			keep = keyFilter(dict)
 		}
 		var err error
-		set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keep)
+		f := w.prefetch
+		w.prefetch = nil
+		if f != nil && keep.Int == nil && keep.Str == nil {
+			// The tiles are loading: group the spine's rows meanwhile, by
+			// key in key order, the order of the set's runs.
+			ranked = newRankedIndex(sp.Times, ids, keyRanks(dict), dict.Len())
+			p.slots = newOutSlots(ranked.order, len(sp.Times), len(p.outs))
+			set, err = f.wait()
+		} else {
+			if f != nil {
+				f.stop() // a filtered load reads less
+			}
+			set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keep)
+		}
 		if err != nil {
 			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
 		}
@@ -328,7 +467,12 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	}
 	p.a = tileSeries(set, dict)
 	if byTiles {
-		p.run(newRankedIndex(sp.Times, ids, p.a.renumber(), dict.Len()))
+		if ranked != nil {
+			p.a.rankBy(ranked.rank)
+		} else {
+			ranked = newRankedIndex(sp.Times, ids, p.a.renumber(), dict.Len())
+		}
+		p.run(ranked)
 		return nil
 	}
 	si := <-index

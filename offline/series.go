@@ -225,6 +225,39 @@ func keyRuns[K comparable](k []K, start []int64, starts []int32, keys []K) (_ []
 	return starts, keys, true
 }
 
+// splitKeyRuns is keyRuns with the second half of a large input scanned on
+// another core.
+func splitKeyRuns[K comparable](k []K, start []int64, starts []int32, keys []K) (_ []int32, _ []K, sorted bool) {
+	n := len(k)
+	if n < 1<<18 || runtime.GOMAXPROCS(0) < 2 {
+		return keyRuns(k, start, starts, keys)
+	}
+	h := n / 2
+	var starts2 []int32
+	var keys2 []K
+	var sorted2 bool
+	done := make(chan struct{})
+	go func() {
+		starts2, keys2, sorted2 = keyRuns(k[h:], start[h:], make([]int32, 0, cap(starts)/2), make([]K, 0, cap(keys)/2))
+		close(done)
+	}()
+	starts, keys, sorted = keyRuns(k[:h], start[:h], starts, keys)
+	<-done
+	if !sorted || !sorted2 {
+		return starts, keys, false
+	}
+	if k[h] == k[h-1] { // one run across the halves
+		if start[h] <= start[h-1] {
+			return starts, keys, false
+		}
+		starts2, keys2 = starts2[1:], keys2[1:]
+	}
+	for _, st := range starts2 {
+		starts = append(starts, st+int32(h))
+	}
+	return starts, append(keys, keys2...), true
+}
+
 // tileRuns points s at the columns of set when every key's tiles form one
 // run sorted by start, setting each spine key's run; it reports false, and
 // leaves s alone, otherwise.
@@ -244,9 +277,9 @@ func tileRuns(set *tile.Set, dict *tile.Dict, s *series) bool {
 	}
 	var sorted bool
 	if set.Keys.String {
-		starts, keys.Str, sorted = keyRuns(set.Keys.Str, set.Start, starts, keys.Str)
+		starts, keys.Str, sorted = splitKeyRuns(set.Keys.Str, set.Start, starts, keys.Str)
 	} else {
-		starts, keys.Int, sorted = keyRuns(set.Keys.Int, set.Start, starts, keys.Int)
+		starts, keys.Int, sorted = splitKeyRuns(set.Keys.Int, set.Start, starts, keys.Int)
 	}
 	if !sorted {
 		return false
@@ -308,6 +341,16 @@ func (s *series) renumber() []int32 {
 	}
 	s.first, s.end, s.runs = first, end, nil
 	return rank
+}
+
+// rankBy indexes s by new key ids, rank[old id] = new id, a permutation.
+func (s *series) rankBy(rank []int32) {
+	n := len(s.first)
+	first, end := make([]int32, n), make([]int32, n)
+	for id, r := range rank {
+		first[r], end[r] = s.first[id], s.end[id]
+	}
+	s.first, s.end, s.runs = first, end, nil
 }
 
 func gather[T any](col []T, order []int32) []T {

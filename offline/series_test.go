@@ -161,3 +161,70 @@ func TestEventSeriesOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitKeyRuns: the runs found on two cores equal those of one scan,
+// with a run across the middle, and an order broken at the middle found.
+func TestSplitKeyRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const n = 1 << 19
+	keys := make([]int64, n)
+	start := make([]int64, n)
+	k, s := int64(0), int64(0)
+	for i := range n {
+		if i == n/2 || rng.IntN(7) != 0 || i == 0 { // the middle continues a run
+			s += 1 + rng.Int64N(3)
+		} else {
+			k += 1 + rng.Int64N(2)
+			s = rng.Int64N(5)
+		}
+		keys[i], start[i] = k, s
+	}
+	if keys[n/2] != keys[n/2-1] {
+		t.Fatal("test data: no run across the middle")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, c := range []struct {
+		name   string
+		broken bool
+	}{{"sorted", false}, {"broken at the middle", true}} {
+		st := slices.Clone(start)
+		if c.broken {
+			st[n/2] = st[n/2-1]
+		}
+		ws, wk, wsorted := keyRuns(keys, st, nil, nil)
+		gs, gk, gsorted := splitKeyRuns(keys, st, nil, nil)
+		if gsorted != wsorted || gsorted == c.broken {
+			t.Fatalf("%s: sorted %v, one scan %v", c.name, gsorted, wsorted)
+		}
+		if gsorted && (!slices.Equal(gs, ws) || !slices.Equal(gk, wk)) {
+			t.Fatalf("%s: %d runs, one scan %d", c.name, len(gs), len(ws))
+		}
+	}
+}
+
+// TestTimeBounds: the bounds and off-boundary count of a spine scanned on
+// two cores equal those of one scan.
+func TestTimeBounds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	g := tile.Grid{Width: 3600e6}
+	times := make([]int64, 300_001)
+	for i := range times {
+		times[i] = rng.Int64N(1<<45) - 1<<44
+		if i%3 == 0 {
+			times[i] = g.Floor(times[i])
+		}
+	}
+	times[len(times)-1] = 1 << 46 // the greatest, in the second half
+	var lo, hi int64 = math.MaxInt64, math.MinInt64
+	off := 0
+	for _, x := range times {
+		lo, hi = min(lo, x), max(hi, x)
+		if !g.OnBoundary(x) {
+			off++
+		}
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	if glo, ghi, goff := timeBounds(times, g); glo != lo || ghi != hi || goff != off {
+		t.Fatalf("timeBounds = %d, %d, %d; want %d, %d, %d", glo, ghi, goff, lo, hi, off)
+	}
+}

@@ -18,6 +18,7 @@ type spineIndex struct {
 	order []int32
 	off   []int32
 	at    []int64 // times[order[i]]
+	rank  []int32 // the renumbering of the key ids (nil: none)
 }
 
 func newSpineIndex(times []int64, ids []int32, nkeys int) *spineIndex {
@@ -28,7 +29,7 @@ func newSpineIndex(times []int64, ids []int32, nkeys int) *spineIndex {
 // unchanged), as series.renumber returns it.
 func newRankedIndex(times []int64, ids, rank []int32, nkeys int) *spineIndex {
 	order, off, at := groupByThenPos(ids, rank, times, nkeys)
-	return &spineIndex{times: times, order: order, off: off, at: at}
+	return &spineIndex{times: times, order: order, off: off, at: at, rank: rank}
 }
 
 // output is one requested feature window within a plan.
@@ -72,6 +73,9 @@ type plan struct {
 	// tilesOnly: materialized without align, every span on one grid (see
 	// sweeper.tileRows).
 	tilesOnly bool
+	// slots places the sweep's records in the out buffer; nil until the
+	// sweep (or the caller, ahead of it) builds them from the spine index.
+	slots *outSlots
 }
 
 // group the outputs into spans.
@@ -162,7 +166,10 @@ func (p *plan) run(sp *spineIndex) {
 // reports false, writing no column, when a count did not fit a packed
 // layout.
 func (p *plan) sweep(sp *spineIndex) bool {
-	ob := newOutBuffer(sp.order, len(sp.times), &p.lay)
+	if p.slots == nil {
+		p.slots = newOutSlots(sp.order, len(sp.times), len(p.outs))
+	}
+	ob := newOutBuffer(p.slots, &p.lay)
 	defer ob.release()
 	nkeys := len(sp.off) - 1
 	const chunk = 256
@@ -283,29 +290,34 @@ func (p *plan) layOut(packed bool) {
 }
 
 // outBuffer holds the values of every output for every row of a sweep, one
-// record per row (see layout). Records are ordered by block of input rows
-// (rows r>>shift together) and by spine index order within a block:
-// slot[i] is the record of the spine index's row i, and rows[s] the input
-// row of record s.
+// record per row (see layout), in the places its outSlots give.
 type outBuffer struct {
-	lay        *layout
-	width      int // words per record
+	*outSlots
+	lay   *layout
+	width int // words per record
+	words []uint64
+}
+
+// outSlots places the records of a sweep. Records are ordered by block of
+// input rows (rows r>>shift together) and by spine index order within a
+// block: slot[i] is the record of the spine index's row i, and rows[s] the
+// input row of record s.
+type outSlots struct {
 	shift      uint
 	slot, rows []int32
 	start      []int32 // block q's records are [start[q], start[q+1])
-	words      []uint64
 }
 
 // outBlockBytes bounds the bytes of the columns one block of rows covers: a
 // block's share of every column fits in a core's L2 cache.
 const outBlockBytes = 256 << 10
 
-// newOutBuffer returns a buffer for the rows of order, input rows of a spine
-// of spineRows rows.
-func newOutBuffer(order []int32, spineRows int, lay *layout) *outBuffer {
+// newOutSlots places the rows of order, input rows of a spine of spineRows
+// rows, for outs outputs. It needs no data: a sweep over tiles builds it
+// while they load.
+func newOutSlots(order []int32, spineRows, outs int) *outSlots {
 	n := len(order)
-	outs := len(lay.fields)
-	b := &outBuffer{lay: lay, width: lay.width}
+	b := &outSlots{}
 	b.shift = 6 // at least one cache line of every column
 	for 2<<b.shift*8*outs <= outBlockBytes {
 		b.shift++
@@ -342,8 +354,12 @@ func newOutBuffer(order []int32, spineRows int, lay *layout) *outBuffer {
 		})
 	}
 	wg.Wait()
-	b.words = getWords(n * b.width)
 	return b
+}
+
+// newOutBuffer returns a buffer for the records that slots place.
+func newOutBuffer(slots *outSlots, lay *layout) *outBuffer {
+	return &outBuffer{outSlots: slots, lay: lay, width: lay.width, words: getWords(len(slots.slot) * lay.width)}
 }
 
 // wordPool keeps out buffers between queries: every record is written

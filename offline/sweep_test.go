@@ -253,7 +253,7 @@ func TestOutBuffer(t *testing.T) {
 		}
 		func() {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
-			b := newOutBuffer(order, rows, &p.lay)
+			b := newOutBuffer(newOutSlots(order, rows, len(p.outs)), &p.lay)
 			rec := make([]uint64, p.lay.width)
 			for i, r := range order {
 				for si := range p.spans {
@@ -376,6 +376,93 @@ func TestHugeCounts(t *testing.T) {
 			want, wantOK := st.Value(fn)
 			if c.Values[r] != want || c.Valid != nil && c.Valid[r] != wantOK {
 				t.Fatalf("%s row %d: %v, want %v (%v)", c.Name, r, c.Values[r], want, wantOK)
+			}
+		}
+	}
+}
+
+// countedTiles is setTiles whose manifest claims many keys, recording the
+// key filter of every load.
+type countedTiles struct {
+	setTiles
+	keys  int64
+	loads []*tilestore.KeyFilter
+}
+
+func (c *countedTiles) Manifest(ctx context.Context, id string) (*tilestore.Manifest, error) {
+	m, err := c.setTiles.Manifest(ctx, id)
+	if m != nil {
+		m.Objects = []tilestore.Object{{Name: "a", Rows: c.keys, Keys: c.keys, MinKey: "0", MaxKey: "1000000000"}}
+	}
+	return m, err
+}
+
+func (c *countedTiles) Load(ctx context.Context, m *tilestore.Manifest, r tilestore.Range, keep *tilestore.KeyFilter) (*tile.Set, error) {
+	c.loads = append(c.loads, keep)
+	return c.setTiles.Load(ctx, m, r, keep)
+}
+
+// TestMaterializedPrefetch: a materialized query loads its tiles while it
+// groups the spine; where the spine turns out to hold few of the store's
+// keys, it drops that load for one filtered by key. Both give the values
+// of a query whose load never filters.
+func TestMaterializedPrefetch(t *testing.T) {
+	spec := sample.Default()
+	spec.Events, spec.SpineRows, spec.Users = 40_000, 4_000, 400
+	events := sample.Events(spec)
+	spt := sample.Spine(spec, events)
+	cfg, err := feature.Parse("bench.yaml", []byte(sweepBenchConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := cfg.TileSets()[0]
+	set := tile.Build(EventsOf(events, EventSpec{Source: ts.Source, Key: ts.Key, Value: ts.Value}, "ts", nil),
+		ts.Grid, ts.Needs, math.MinInt64, math.MaxInt64)
+	sp := &Spine{Keys: tile.Keys{Int: spt.Column("user_id").Ints}, Times: spt.Column("ts").Ints}
+	var refs []feature.Ref
+	for _, s := range []string{"user.amount_sum[7d]", "user.amount_count[30d]", "user.amount_mean[all]"} {
+		r, err := feature.ParseRef(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r)
+	}
+	query := func(tiles Tiles) *Result {
+		eng := &Engine{Config: cfg, Events: tableEvents{t: events, ts: "ts"}, Tiles: tiles}
+		res, err := eng.Query(context.Background(), sp, refs, Options{Materialized: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	want := query(setTiles{ts.ID: set})
+	distinct := map[int64]bool{}
+	for _, k := range sp.Keys.Int {
+		distinct[k] = true
+	}
+	for _, c := range []struct {
+		name     string
+		keys     int64
+		filtered bool
+	}{
+		{"the spine holds most keys", int64(len(distinct)), false},
+		{"the spine holds few keys", int64(len(sp.Times)) * 2, true},
+	} {
+		tiles := &countedTiles{setTiles: setTiles{ts.ID: set}, keys: c.keys}
+		got := query(tiles)
+		if c.filtered {
+			if len(tiles.loads) != 2 || tiles.loads[0].Int != nil || len(tiles.loads[1].Int) != len(distinct) {
+				t.Fatalf("%s: loads %v, want one of every key, then one of the spine's %d keys", c.name, tiles.loads, len(distinct))
+			}
+		} else if len(tiles.loads) != 1 || tiles.loads[0].Int != nil {
+			t.Fatalf("%s: loads %v, want one of every key", c.name, tiles.loads)
+		}
+		for k, col := range got.Columns {
+			w := want.Columns[k]
+			for r := range col.Values {
+				if math.Float64bits(col.Values[r]) != math.Float64bits(w.Values[r]) || (col.Valid != nil && col.Valid[r] != w.Valid[r]) {
+					t.Fatalf("%s: %s row %d = %v, want %v", c.name, col.Name, r, col.Values[r], w.Values[r])
+				}
 			}
 		}
 	}
