@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -41,7 +40,6 @@ type Builder struct {
 	bk         bucketer
 	near       bool     // bk.near holds for every time expected
 	chunk      []uint64 // composite keys of a chunk of a batch
-	numbers    []uint64 // composite keys of a whole batch, scanned on several cores
 
 	spill  *spillPlan // set by Spill
 	groups int        // of keys that Parts builds in turn, when spilling
@@ -303,9 +301,6 @@ func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
-	if workers := partsFor(ev.Len()); workers > 1 && ev.Len() >= parallelScan {
-		return b.scanParallel(ev, workers)
-	}
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
 	}
@@ -327,47 +322,6 @@ func (b *Builder) scan(ev *Events) bool {
 		}
 		b.sp.file(cs, vals, valid)
 	}
-	return true
-}
-
-// parallelScan is the fewest events of a batch whose scan runs on several
-// cores.
-const parallelScan = 1 << 18
-
-// scanParallel is scan on several cores: each numbers a share of the
-// events, then each files the events of a share of the partitions, reading
-// all the numbers in input order.
-func (b *Builder) scanParallel(ev *Events, workers int) bool {
-	n := ev.Len()
-	if cap(b.numbers) < n {
-		b.numbers = make([]uint64, n)
-	}
-	cs := b.numbers[:n]
-	ok := make([]bool, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			lo, hi := n*w/workers, n*(w+1)/workers
-			ok[w] = b.number(ev.Keys.Int[lo:hi], ev.TS[lo:hi], cs[lo:hi])
-		})
-	}
-	wg.Wait()
-	if slices.Contains(ok, false) {
-		return false
-	}
-	s := b.sp
-	var vals []float64
-	var valid []bool
-	if s.vals != nil {
-		vals, valid = ev.Values[:n], ev.Valid
-	}
-	s.reserve(n)
-	cuts := s.shares(workers)
-	var mu sync.Mutex
-	for w := range len(cuts) - 1 {
-		wg.Go(func() { s.fileShare(cs, vals, valid, cuts[w], cuts[w+1], &mu) })
-	}
-	wg.Wait()
 	return true
 }
 

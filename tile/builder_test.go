@@ -104,11 +104,10 @@ func spreads(g Grid, kmin, kmax, tmin, tmax int64) bool {
 	return fitsComposite(kmin, kmax, nb) && bits.Len64((uint64(kmax)-uint64(kmin))*nb+nb-1) <= 32+fineBits
 }
 
-// TestBuilderLarge: batches large enough to be scanned on several cores
-// (when there are), and a build sorted and folded on several, with long
-// runs of one (key, bucket) and values whose sums depend on their order,
-// equal Build's tiles bit for bit; so do they when a large batch late in
-// the stream breaks the expectation.
+// TestBuilderLarge: large batches, built on several cores (when there
+// are), with long runs of one (key, bucket) and values whose sums depend on
+// their order, equal Build's tiles bit for bit; so do they when a large
+// batch late in the stream breaks the expectation.
 func TestBuilderLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(53, 54))
 	z := rand.NewZipf(rng, 1.3, 1, 5000)
