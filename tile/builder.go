@@ -16,11 +16,14 @@ import (
 //
 // Told what the batches hold (Expect: the range of their int keys and
 // times, as file statistics give them), it numbers each batch's (key,
-// bucket) pairs as the batch arrives, so that this pass over the events runs
-// while the next batch decodes, and Finish only sorts and folds, on every
-// core; the batches themselves are not kept. Otherwise, or once a batch
-// falls outside what it was told, it keeps the batches and builds from them
-// at Finish as Build does.
+// bucket) pairs as the batch arrives and files them in partitions of
+// contiguous numbers (see spread), so that this pass over the events runs
+// while the next batch decodes, and Finish only sorts each partition and
+// folds, on every core; the batches themselves are not kept. Otherwise, or
+// once a batch falls outside what it was told, it keeps the batches and
+// builds from them at Finish as Build does. Told to Spill, it keeps at most
+// a share of memory and writes the rest to disk, and Parts builds the tiles
+// a group of keys at a time.
 type Builder struct {
 	g        Grid
 	needs    aggregate.Needs
