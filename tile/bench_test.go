@@ -84,3 +84,40 @@ func BenchmarkBuilder(b *testing.B) {
 	b.ReportMetric(rows/scan.Seconds(), "scan-rows/s")
 	b.ReportMetric(rows/finish.Seconds(), "finish-rows/s")
 }
+
+// BenchmarkBuilderSpill is BenchmarkBuilder for a builder held to 8 MB
+// of memory: blocks evicted to disk as the batches arrive, then built in
+// groups read back one at a time (Parts), in rows/s.
+func BenchmarkBuilderSpill(b *testing.B) {
+	ev, g, needs, from, to := buildBenchEvents()
+	var batches []*Events
+	for q := range 4 {
+		lo, hi := ev.Len()*q/4, ev.Len()*(q+1)/4
+		batches = append(batches, &Events{Keys: Keys{Int: ev.Keys.Int[lo:hi]}, TS: ev.TS[lo:hi], Values: ev.Values[lo:hi], Valid: ev.Valid[lo:hi]})
+	}
+	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
+	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
+	dir := b.TempDir()
+	b.ReportAllocs()
+	groups := 0
+	for b.Loop() {
+		bl := NewBuilder(g, needs, from, to)
+		bl.Expect(kmin, kmax, tmin, tmax, ev.Len())
+		bl.Spill(dir, 8<<20, 0)
+		for _, x := range batches {
+			bl.Add(x)
+		}
+		parts := bl.Parts()
+		groups = len(parts)
+		for _, p := range parts {
+			if _, err := p(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := bl.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(ev.Len())*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(groups), "groups")
+}
