@@ -436,3 +436,32 @@ func TestSpreadSortedBatches(t *testing.T) {
 		t.Fatal("tiles differ from Build's")
 	}
 }
+
+// TestSpillCuts: groups of partitions hold about equal counts, none is
+// empty, and a heavy partition late in key order leaves fewer groups.
+func TestSpillCuts(t *testing.T) {
+	for _, c := range []struct {
+		counts []int
+		groups int
+		want   []int
+	}{
+		{[]int{10, 10, 10, 10}, 2, []int{0, 2, 4}},
+		{[]int{10, 10, 10, 10}, 4, []int{0, 1, 2, 3, 4}},
+		{[]int{0, 10, 0, 10, 0}, 2, []int{0, 3, 5}},
+		{[]int{100, 1, 1, 1}, 4, []int{0, 1, 2, 3, 4}},
+		{[]int{1, 1, 1, 100}, 4, []int{0, 3, 4}},
+		{[]int{5, 0, 0}, 3, []int{0, 3}},
+		{[]int{0, 0}, 2, []int{0, 2}},
+	} {
+		st := &spillStore{blocks: make([][]onDisk, len(c.counts))}
+		for d, n := range c.counts {
+			if n > 0 {
+				st.blocks[d] = []onDisk{{n: n}}
+			}
+		}
+		got := st.cuts(c.groups)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("counts %v in %d groups: cuts %v, want %v", c.counts, c.groups, got, c.want)
+		}
+	}
+}

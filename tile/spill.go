@@ -50,8 +50,8 @@ func newSpillStore(s *spread, dir string) (*spillStore, error) {
 
 // cuts returns where groups groups of contiguous partitions start, the
 // number of partitions last, cut where the partitions' keys on disk add up
-// to about equal shares. No group is empty while partitions holding keys
-// are enough.
+// to about equal shares. No group is empty: where a heavy partition takes
+// several shares, there are fewer groups.
 func (st *spillStore) cuts(groups int) []int {
 	parts := len(st.blocks)
 	prefix := make([]int, parts+1) // keys of the partitions before each
@@ -78,7 +78,10 @@ func (st *spillStore) cuts(groups int) []int {
 		for p < parts && prefix[p+1] == prefix[p] {
 			p++
 		}
-		starts = append(starts, min(p, parts))
+		if p >= parts {
+			break // the rest hold no keys: fewer groups
+		}
+		starts = append(starts, p)
 	}
 	return append(starts, parts)
 }
