@@ -53,16 +53,22 @@ func buildBenchEvents() (ev *Events, g Grid, needs aggregate.Needs, from, to int
 	return ev, g, needs, start, start + 30*day
 }
 
-// BenchmarkBuilder builds the events of BenchmarkBuild handed over in four
-// batches, told their bounds: the pass as batches arrive (scan) and the
-// sort and fold at Finish (finish), each in rows/s.
-func BenchmarkBuilder(b *testing.B) {
-	ev, g, needs, from, to := buildBenchEvents()
+// quarters returns ev as four batches.
+func quarters(ev *Events) []*Events {
 	var batches []*Events
 	for q := range 4 {
 		lo, hi := ev.Len()*q/4, ev.Len()*(q+1)/4
 		batches = append(batches, &Events{Keys: Keys{Int: ev.Keys.Int[lo:hi]}, TS: ev.TS[lo:hi], Values: ev.Values[lo:hi], Valid: ev.Valid[lo:hi]})
 	}
+	return batches
+}
+
+// BenchmarkBuilder builds the events of BenchmarkBuild handed over in four
+// batches, told their bounds: the pass as batches arrive (scan) and the
+// sort and fold at Finish (finish), each in rows/s.
+func BenchmarkBuilder(b *testing.B) {
+	ev, g, needs, from, to := buildBenchEvents()
+	batches := quarters(ev)
 	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
 	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
 	b.ReportAllocs()
@@ -90,11 +96,7 @@ func BenchmarkBuilder(b *testing.B) {
 // groups read back one at a time (Parts), in rows/s.
 func BenchmarkBuilderSpill(b *testing.B) {
 	ev, g, needs, from, to := buildBenchEvents()
-	var batches []*Events
-	for q := range 4 {
-		lo, hi := ev.Len()*q/4, ev.Len()*(q+1)/4
-		batches = append(batches, &Events{Keys: Keys{Int: ev.Keys.Int[lo:hi]}, TS: ev.TS[lo:hi], Values: ev.Values[lo:hi], Valid: ev.Valid[lo:hi]})
-	}
+	batches := quarters(ev)
 	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
 	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
 	dir := b.TempDir()
