@@ -154,25 +154,7 @@ func (s *spread) grow(d int) {
 // file adds composite keys cs (skipped aside) to their partitions, with
 // their values (nil: none; valid nil: every value valid).
 func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
-	keys, heads, table, base, fshift := s.keys, s.heads, s.table, s.base, s.fshift
-	if vals == nil {
-		for _, c := range cs {
-			if c == skipped {
-				continue
-			}
-			d := table[c>>fshift]
-			h := &heads[d]
-			if h.pos == h.end {
-				s.grow(int(d))
-				keys = s.keys
-			}
-			keys[h.pos] = uint32(c - base[d])
-			h.pos++
-		}
-		return
-	}
-	out := s.vals
-	vals = vals[:len(cs)]
+	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
 	for i, c := range cs {
 		if c == skipped {
 			continue
@@ -184,11 +166,13 @@ func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
 			keys, out = s.keys, s.vals
 		}
 		keys[h.pos] = uint32(c - base[d])
-		v := vals[i]
-		if valid != nil && !valid[i] {
-			v = math.NaN()
+		if vals != nil {
+			v := vals[i]
+			if valid != nil && !valid[i] {
+				v = math.NaN()
+			}
+			out[h.pos] = v
 		}
-		out[h.pos] = v
 		h.pos++
 	}
 }
