@@ -6,11 +6,11 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/cputime"
 	"github.com/tessera-fe/tessera/internal/sample"
 	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
@@ -77,25 +77,15 @@ func BenchmarkMaterialized(b *testing.B) {
 	eng := &Engine{Config: cfg, Events: tableEvents{t: events, ts: "ts"}, Tiles: store}
 	b.ReportAllocs()
 	runs := 0
-	cpu0 := cpuNanos(b)
+	cpu0 := int64(cputime.Process())
 	for b.Loop() {
 		if _, err := eng.Query(context.Background(), sp, refs, Options{Materialized: true}); err != nil {
 			b.Fatal(err)
 		}
 		runs++
 	}
-	b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(runs), "cpu-ns/op")
+	b.ReportMetric(float64(int64(cputime.Process())-cpu0)/float64(runs), "cpu-ns/op")
 	b.ReportMetric(float64(runs*len(sp.Times))/b.Elapsed().Seconds(), "rows/s")
-}
-
-// cpuNanos returns the process's user plus system CPU time: a cost that the
-// load of a shared machine disturbs less than wall time.
-func cpuNanos(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // TestGroupByThenPos: rows grouped by id, sorted by position within an id

@@ -12,6 +12,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/cputime"
 	"github.com/tessera-fe/tessera/internal/sample"
 	"github.com/tessera-fe/tessera/internal/snappy"
 	"github.com/tessera-fe/tessera/tile"
@@ -92,7 +93,7 @@ func BenchmarkLoad(b *testing.B) {
 	}{{"all", nil}, {"sample1pct", sample1}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			b0, tiles, cpu0 := s.BytesRead(), 0, cpuTime()
+			b0, tiles, cpu0 := s.BytesRead(), 0, cputime.Process()
 			for b.Loop() {
 				got, err := s.Load(ctx, m, everything, c.keep)
 				if err != nil {
@@ -101,7 +102,7 @@ func BenchmarkLoad(b *testing.B) {
 				tiles += got.Len()
 			}
 			b.ReportMetric(float64(tiles)/b.Elapsed().Seconds(), "tiles/s")
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(s.BytesRead()-b0)/float64(b.N), "bytes-read/op")
 		})
 	}
@@ -138,7 +139,7 @@ func BenchmarkTileCodec(b *testing.B) {
 		b.Run(c.name+"/write", func(b *testing.B) {
 			b.ReportAllocs()
 			var size int64
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				size = 0
 				for lo := 0; lo < set.Len(); lo += maxObjectRows {
@@ -152,7 +153,7 @@ func BenchmarkTileCodec(b *testing.B) {
 			b.ReportMetric(float64(set.Len())*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
 			b.ReportMetric(float64(size)/float64(set.Len()), "bytes/tile")
 			b.ReportMetric(float64(size)/1e6, "MB")
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 		b.Run(c.name+"/load", func(b *testing.B) {
 			s, err := Open(ctx, b.TempDir())
@@ -166,13 +167,13 @@ func BenchmarkTileCodec(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if _, err := s.Load(ctx, m, everything, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(set.Len())*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
 			b.ReportMetric(float64(totalBytes(m))/float64(set.Len()), "bytes/tile")
 		})

@@ -4,25 +4,16 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/tessera-fe/tessera"
 	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/cputime"
 	"github.com/tessera-fe/tessera/offline"
 	"github.com/tessera-fe/tessera/source"
 	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
 )
-
-// cpuNanos returns the process's user plus system CPU time.
-func cpuNanos(b *testing.B) int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
 
 // BenchmarkQueryMaterializedDir runs the benchmark harness's materialized
 // query of sum+count+mean over three windows against a directory prepared
@@ -82,13 +73,13 @@ func BenchmarkQueryMaterializedDir(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			query() // decodes the tiles of "decoded"
 			b.ReportAllocs()
-			cpu0 := cpuNanos(b)
+			cpu0 := int64(cputime.Process())
 			runs := 0
 			for b.Loop() {
 				query()
 				runs++
 			}
-			b.ReportMetric(float64(cpuNanos(b)-cpu0)/float64(runs), "cpu-ns/op")
+			b.ReportMetric(float64(int64(cputime.Process())-cpu0)/float64(runs), "cpu-ns/op")
 			b.ReportMetric(float64(runs*len(times))/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
