@@ -68,6 +68,12 @@ func quarters(ev *Events) []*Events {
 // sort and fold at Finish (finish), each in rows/s.
 func BenchmarkBuilder(b *testing.B) {
 	ev, g, needs, from, to := buildBenchEvents()
+	benchBuilder(b, ev, g, needs, from, to)
+}
+
+// benchBuilder times the build of ev in four batches by a Builder told
+// their bounds, as BenchmarkBuilder describes.
+func benchBuilder(b *testing.B, ev *Events, g Grid, needs aggregate.Needs, from, to int64) {
 	batches := quarters(ev)
 	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
 	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
@@ -122,4 +128,26 @@ func BenchmarkBuilderSpill(b *testing.B) {
 	}
 	b.ReportMetric(float64(ev.Len())*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(groups), "groups")
+}
+
+// BenchmarkBuilderHeavy is BenchmarkBuilder for the shape of the `tessera
+// bench` sample: 4M events over 400k keys whose Zipf law gives the first
+// hundred keys half the events, 90 days of 4h buckets, count and sum.
+func BenchmarkBuilderHeavy(b *testing.B) {
+	const (
+		n     = 4 << 20
+		keys  = 400_000
+		day   = int64(86400e6)
+		start = int64(1.7e15)
+	)
+	rng := rand.New(rand.NewPCG(33, 34))
+	zipf := rand.NewZipf(rng, 1.2, 4, keys-1)
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+	for i := range n {
+		ev.Keys.Int[i] = int64(zipf.Uint64()) + 1
+		ev.TS[i] = start + rng.Int64N(90*day)
+		ev.Values[i] = float64(rng.IntN(10000)) / 100
+		ev.Valid[i] = rng.IntN(200) != 0
+	}
+	benchBuilder(b, ev, Grid{Width: 4 * 3600e6}, aggregate.Mean.Needs(), start, start+90*day)
 }

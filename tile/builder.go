@@ -436,7 +436,7 @@ func (b *Builder) finish(s *spread) *Set {
 		return out
 	}
 	workers := partsFor(n)
-	tiles := s.sortParts(workers)
+	tiles := s.sortParts(workers, b.needs)
 	offs := make([]int, len(tiles))
 	total := 0
 	for d, t := range tiles {
@@ -475,11 +475,21 @@ func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 	var st aggregate.State
 	var cur uint32
 	started := false
-	flush := func() {
-		c := s.composite(d, cur)
+	put := func(off uint32, st *aggregate.State) {
+		c := s.composite(d, off)
 		out.Keys.Int[j] = int64(uint64(b.kmin) + c/b.nb)
-		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, &st)
+		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, st)
 		j++
+	}
+	if tiles := s.folded[d]; tiles != nil {
+		for i := range tiles {
+			put(tiles[i].off, &tiles[i].st)
+		}
+		s.folded[d] = nil
+		return
+	}
+	flush := func() {
+		put(cur, &st)
 		st = aggregate.State{}
 	}
 	s.each(d, s.len(d, nil), func(lo, hi int) {

@@ -188,7 +188,8 @@ func TestBuilderEmptyBatchOfOtherKind(t *testing.T) {
 // TestSpreadSort: keys added to a spread beyond the room it was sized for
 // come out of sortParts sorted within each partition, stably (values say
 // the input order), each partition holding exactly its keys, with its
-// distinct keys counted.
+// distinct keys counted; a partition of a heavy range comes out folded, a
+// state per distinct key in key order, summed in input order.
 func TestSpreadSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(55, 56))
 	const width = 22
@@ -230,9 +231,38 @@ func TestSpreadSort(t *testing.T) {
 			}
 		}
 		put()
-		tiles := s.sortParts(2)
+		tiles := s.sortParts(2, aggregate.Sum.Needs())
 		var got []uint64
+		folded := 0
 		for d := range s.chains {
+			if ft := s.folded[d]; ft != nil {
+				// Folded through cells: a tile per distinct key, in
+				// key order, with the count and the in-order sum of
+				// its values.
+				folded++
+				for i, tl := range ft {
+					c := s.composite(d, tl.off)
+					if p, _ := s.part(c); p != d || i > 0 && tl.off <= ft[i-1].off {
+						t.Fatalf("n %d: folded partition %d: key %d out of place", n, d, c)
+					}
+					var want aggregate.State
+					for j, k := range in {
+						if k == c {
+							addEvent(&want, float64(j), true, true)
+						}
+					}
+					if tl.st != want {
+						t.Fatalf("n %d: folded partition %d, key %d: state %+v, want %+v", n, d, c, tl.st, want)
+					}
+					for range tl.st.Count {
+						got = append(got, c)
+					}
+				}
+				if tiles[d] != len(ft) {
+					t.Fatalf("n %d: partition %d counted %d tiles, holds %d", n, d, tiles[d], len(ft))
+				}
+				continue
+			}
 			distinct := 0
 			prev, prevV := uint64(0), -1.0
 			s.each(d, s.len(d, nil), func(lo, hi int) {
@@ -259,6 +289,9 @@ func TestSpreadSort(t *testing.T) {
 			if tiles[d] != distinct {
 				t.Fatalf("n %d: partition %d counted %d distinct keys, holds %d", n, d, tiles[d], distinct)
 			}
+		}
+		if c.n >= 1<<17 && c.room >= 1<<20 && folded == 0 {
+			t.Fatalf("n %d: the heavy range was sorted, not folded through cells", n)
 		}
 		slices.Sort(in)
 		if !slices.Equal(got, in) {

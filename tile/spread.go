@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tessera-fe/tessera/aggregate"
 )
 
 // spread holds composite keys (and their values) as they arrive, already
@@ -36,6 +38,17 @@ type spread struct {
 	used   int       // blocks handed out
 	free   []int32   // blocks evicted to disk, to hand out again
 	disk   *spillStore
+
+	// per partition: its tiles, when it was folded through cells rather
+	// than sorted (see sortPart); nil otherwise.
+	folded [][]cellTile
+}
+
+// cellTile is a tile of a partition folded through cells: its key's offset
+// in the partition and its state.
+type cellTile struct {
+	off uint32
+	st  aggregate.State
 }
 
 type head struct{ pos, end int }
@@ -224,10 +237,12 @@ func (s *spread) composite(d int, off uint32) uint64 {
 }
 
 // sortParts sorts each partition by offset, stably, in place, on up
-// to workers cores, and returns the tiles (distinct keys) of each.
-func (s *spread) sortParts(workers int) []int {
+// to workers cores, or folds it (see sortPart) into the partial states of
+// needs, and returns the tiles (distinct keys) of each.
+func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	parts := len(s.chains)
 	tiles := make([]int, parts)
+	s.folded = make([][]cellTile, parts)
 	// Largest partitions first, so that a heavy key's partition does not
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
@@ -248,7 +263,7 @@ func (s *spread) sortParts(workers int) []int {
 					return
 				}
 				d := order[i]
-				tiles[d] = s.sortPart(d, &sc)
+				tiles[d] = s.sortPart(d, &sc, needs)
 			}
 		})
 	}
@@ -261,6 +276,7 @@ type scratch struct {
 	keys, tmpK []uint32
 	vals, tmpV []float64
 	none       []struct{}
+	cells      []aggregate.State // all zero between partitions
 }
 
 func (sc *scratch) size(n int, withValues bool) {
@@ -292,8 +308,28 @@ func (s *spread) gather(d int, sc *scratch) (keys []uint32, vals []float64) {
 	return keys, vals
 }
 
-// sortPart sorts partition d in place and counts its distinct keys.
-func (s *spread) sortPart(d int, sc *scratch) int {
+// cellKeys bounds the range of keys of a partition folded through cells:
+// their states stay in a core's cache.
+const cellKeys = 1 << 14
+
+// span returns how many keys partition d's range spans.
+func (s *spread) span(d int) uint64 {
+	hi := uint64(len(s.table)) << s.fshift
+	if d+1 < len(s.base) {
+		hi = s.base[d+1]
+	}
+	return hi - s.base[d]
+}
+
+// sortPart sorts partition d in place and counts its distinct keys; or,
+// when d holds at least as many keys as its range spans (a heavy key's
+// buckets), folds them into a state per key of the range instead, in
+// arrival order, and keeps its tiles in s.folded: what a sort and a fold
+// would give, at the cost of one pass over the keys.
+func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
+	if span := s.span(d); span <= cellKeys && uint64(s.len(d, nil)) >= span {
+		return s.foldCells(d, int(span), sc, needs)
+	}
 	keys, vals := s.gather(d, sc)
 	n := len(keys)
 	if s.vals != nil {
@@ -317,5 +353,48 @@ func (s *spread) sortPart(d int, sc *scratch) int {
 			tiles++
 		}
 	}
+	return tiles
+}
+
+// foldCells folds the keys of partition d, which span keys of range, into
+// a state per key in sc.cells, in arrival order, and keeps those that
+// received a key, in key order, as s.folded[d]; it returns how many.
+func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
+	if len(sc.cells) < span {
+		sc.cells = make([]aggregate.State, cellKeys)
+	}
+	cells := sc.cells[:span]
+	withValues := s.vals != nil
+	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
+	tiles := 0
+	s.each(d, s.len(d, nil), func(lo, hi int) {
+		keys := s.keys[lo:hi]
+		if !withValues {
+			for _, k := range keys {
+				st := &cells[k]
+				if st.Count == 0 {
+					tiles++
+				}
+				st.Count++
+			}
+			return
+		}
+		vals := s.vals[lo:hi]
+		for i, k := range keys {
+			st := &cells[k]
+			if st.Count == 0 {
+				tiles++
+			}
+			addEvent(st, vals[i], true, sumOnly)
+		}
+	})
+	out := make([]cellTile, 0, tiles)
+	for k := range cells {
+		if cells[k].Count > 0 {
+			out = append(out, cellTile{off: uint32(k), st: cells[k]})
+			cells[k] = aggregate.State{}
+		}
+	}
+	s.folded[d] = out
 	return tiles
 }
