@@ -255,6 +255,10 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 		}
 	}
 	stringKeys = make([]bool, len(sets))
+	files, err := source.Files(src.Path, ro.Time)
+	if err != nil {
+		return nil, nil, 0, err
+	}
 	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(file string, t *source.Table) error {
 		n += int64(t.Rows)
 		for i, b := range builders {
@@ -262,7 +266,11 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 			if t.Rows > 0 || n == 0 {
 				stringKeys[i] = ev.Keys.String
 			}
-			b.Add(ev)
+			if file == files[len(files)-1] && len(builders) == 1 {
+				b.AddLast(ev) // nothing decodes meanwhile: on every core
+			} else {
+				b.Add(ev)
+			}
 			if err := b.Err(); err != nil {
 				if errors.Is(err, tile.ErrNotNumbered) {
 					return fmt.Errorf("%s: %w: %w", file, errNotNumbered, err)

@@ -3,6 +3,7 @@ package tile
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,14 @@ const bytesPerSpilledEvent = 100
 // batch until Finish: the caller must not change it. An empty batch may
 // say another key kind (a CSV file with only a header reads as integers):
 // the first batch holding events decides.
-func (b *Builder) Add(ev *Events) {
+func (b *Builder) Add(ev *Events) { b.add(ev, false) }
+
+// AddLast is Add for the last batch: as no batch decodes while it is
+// scanned, it scans on every core, each filing the keys of its own
+// partitions.
+func (b *Builder) AddLast(ev *Events) { b.add(ev, true) }
+
+func (b *Builder) add(ev *Events, last bool) {
 	if ev.Len() == 0 {
 		if len(b.batches) == 0 && !b.streaming {
 			b.batches = append(b.batches, ev) // the kind, if no event ever comes
@@ -132,7 +140,7 @@ func (b *Builder) Add(ev *Events) {
 	}
 	if b.streaming {
 		if b.spill != nil {
-			if !b.scan(ev) {
+			if b.scan(ev) < ev.Len() {
 				b.err = fmt.Errorf("%w: a batch holds keys or times outside its file statistics", ErrNotNumbered)
 				b.drop()
 			} else if err := b.sp.disk.err; err != nil {
@@ -141,17 +149,119 @@ func (b *Builder) Add(ev *Events) {
 			}
 			return
 		}
-		m := b.sp.mark()
-		if b.scan(ev) {
+		var done int
+		if workers := partsFor(ev.Len()); last && workers > 1 && b.sp.disk == nil {
+			done = b.scanShared(ev, workers)
+		} else {
+			done = b.scan(ev)
+		}
+		if done == ev.Len() {
 			return
 		}
 		// The batch is not what was expected: build at Finish, from the
-		// events scanned before it (as one batch at their buckets' starts)
-		// and this batch on.
-		b.batches = append(b.batches, b.scanned(&m))
+		// events scanned so far (as one batch at their buckets' starts)
+		// and the rest of this batch on.
+		b.batches = append(b.batches, b.scanned())
 		b.streaming, b.sp = false, nil
+		ev = ev.from(done)
 	}
 	b.batches = append(b.batches, ev)
+}
+
+// scanShared is scan on several cores (workers), each filing the keys of
+// its own partitions (see spread.fileShare) and taking new blocks from the
+// slab's room while it lasts; past that, each finishes its share on its
+// own in turn, growing the slab as scan does.
+func (b *Builder) scanShared(ev *Events, workers int) int {
+	s := b.sp
+	cuts := s.shares(workers)
+	n := ev.Len()
+	// A chunk takes at most a block per partition and one per block of
+	// keys: a core starts a chunk only while the slab has room for one of
+	// every core's.
+	reserve := 0
+	for w := range len(cuts) - 1 {
+		reserve += cuts[w+1] - cuts[w] + scanChunk/s.block + 1
+	}
+	room := len(s.keys) / s.block
+	var next atomic.Int64
+	next.Store(int64(s.used))
+	take := func(d int) { s.takeBlock(d, int(next.Add(1))-1) }
+	done := make([]int, len(cuts)-1)
+	var wg sync.WaitGroup
+	for w := range done {
+		wg.Go(func() {
+			done[w] = b.scanShare(ev, 0, cuts[w], cuts[w+1], take, func() bool { return room-int(next.Load()) >= reserve })
+		})
+	}
+	wg.Wait()
+	s.used = int(next.Load())
+	stop := n
+	for w, d := range done {
+		if d < n && !b.numbers(ev, d) {
+			stop = min(stop, d) // a chunk outside the expectation: every core stopped there
+			continue
+		}
+		if d < n {
+			d = b.scanShare(ev, d, cuts[w], cuts[w+1], s.grow, nil)
+		}
+		stop = min(stop, d)
+	}
+	return stop
+}
+
+// numbers reports whether the chunk of ev from lo numbers within the
+// expectation.
+func (b *Builder) numbers(ev *Events, lo int) bool {
+	hi := min(ev.Len(), lo+scanChunk)
+	cs := make([]uint64, hi-lo)
+	return b.number(ev.Keys.Int[lo:hi], ev.TS[lo:hi], cs)
+}
+
+// scanShare is scan, from event from on, for one of several cores filing
+// the keys of partitions [dlo, dhi) (see spread.fileShare), new blocks from
+// newBlock; it stops before a chunk when room (if set) says no more, and
+// returns where it stopped.
+func (b *Builder) scanShare(ev *Events, from, dlo, dhi int, newBlock func(d int), room func() bool) int {
+	cs := make([]uint64, scanChunk)
+	n := len(ev.Keys.Int)
+	tss := ev.TS[:n]
+	for lo := from; lo < n; lo += scanChunk {
+		if room != nil && !room() {
+			return lo
+		}
+		hi := min(n, lo+scanChunk)
+		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs[:hi-lo]) {
+			return lo
+		}
+		var vals []float64
+		var valid []bool
+		if b.sp.vals != nil {
+			vals = ev.Values[lo:hi]
+			if ev.Valid != nil {
+				valid = ev.Valid[lo:hi]
+			}
+		}
+		b.sp.fileShare(cs[:hi-lo], vals, valid, dlo, dhi, newBlock)
+	}
+	return n
+}
+
+// from returns the events of e from the i-th on, sharing e's columns.
+func (e *Events) from(i int) *Events {
+	out := &Events{Keys: Keys{String: e.Keys.String}, TS: e.TS[i:]}
+	if e.Keys.String {
+		out.Keys.Str = e.Keys.Str[i:]
+	} else {
+		out.Keys.Int = e.Keys.Int[i:]
+	}
+	if e.Values != nil {
+		out.Values = e.Values[i:]
+	}
+	if e.Valid != nil {
+		out.Valid = e.Valid[i:]
+	}
+	return out
 }
 
 // drop lets go of everything a builder that spills holds, once it stopped.
@@ -171,34 +281,60 @@ func (b *Builder) Close() error {
 	return nil
 }
 
-// scanned returns the events scanned up to m, each at the start of its
+// scanned returns the events scanned so far, each at the start of its
 // bucket (or at from, within the same bucket): what their tiles need of
 // them. They come by partition, but those of each tile in input order,
-// which is all that a stable sort by tile keeps of the order.
-func (b *Builder) scanned(m *mark) *Events {
+// which is all that a stable sort by tile keeps of the order. The events
+// folded into a hot partition's cell come back as events that fold into
+// the same state: the sum as the first value, then -0 values (x + -0 is x,
+// bit for bit) and nulls to make up the counts.
+func (b *Builder) scanned() *Events {
 	s := b.sp
 	n := 0
 	for d := range s.chains {
-		n += s.len(d, m)
+		n += s.len(d)
+	}
+	for _, cl := range s.cells {
+		n += int(cl.count)
 	}
 	ev := &Events{Keys: Keys{Int: make([]int64, 0, n)}, TS: make([]int64, 0, n)}
 	if s.vals != nil {
 		ev.Values, ev.Valid = make([]float64, 0, n), make([]bool, 0, n)
 	}
+	add := func(c uint64, v float64) {
+		ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
+		ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
+		if s.vals != nil {
+			valid := v == v
+			if !valid {
+				v = 0
+			}
+			ev.Values = append(ev.Values, v)
+			ev.Valid = append(ev.Valid, valid)
+		}
+	}
+	negZero := math.Copysign(0, -1)
 	for d := range s.chains {
-		s.each(d, s.len(d, m), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				c := s.composite(d, s.keys[i])
-				ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
-				ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
-				if s.vals != nil {
-					v := s.vals[i]
-					ev.Values = append(ev.Values, v)
-					ev.Valid = append(ev.Valid, v == v)
-					if v != v {
-						ev.Values[len(ev.Values)-1] = 0
-					}
+		for i, cl := range s.hotCells(d) {
+			c := s.base[d] + uint64(i)
+			for e := range cl.count {
+				switch {
+				case e == 0 && cl.n > 0:
+					add(c, cl.sum)
+				case e < cl.n:
+					add(c, negZero)
+				default:
+					add(c, math.NaN())
 				}
+			}
+		}
+		s.each(d, s.len(d), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				var v float64
+				if s.vals != nil {
+					v = s.vals[i]
+				}
+				add(s.composite(d, s.keys[i]), v)
 			}
 		})
 	}
@@ -253,8 +389,11 @@ func (b *Builder) begin(first *Events) {
 		}
 		groups = max(1, min(groups, maxParts))
 	}
+	// Hot partitions keep count, n and sum as keys arrive, in memory: not
+	// for other states, nor when spilling.
+	hot := b.spill == nil && b.needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
 	// Partitions enough for the groups to share the keys evenly.
-	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups)
+	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups, hot)
 	b.streaming = b.sp != nil
 	if b.streaming && b.spill != nil {
 		b.groups = groups
@@ -298,11 +437,12 @@ const scanChunk = 2048
 const skipped = ^uint64(0)
 
 // scan adds the composite keys (and values) of the events of ev with from
-// <= ts < to to the spread; it reports false at the first event outside the
-// expected keys or times, having added some of ev's events.
-func (b *Builder) scan(ev *Events) bool {
+// <= ts < to to the spread, up to the first chunk of them that holds an
+// event outside the expected keys or times, and returns how many events it
+// took (or skipped): ev.Len() when it took them all.
+func (b *Builder) scan(ev *Events) int {
 	if ev.Keys.String {
-		return false
+		return 0
 	}
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
@@ -313,7 +453,7 @@ func (b *Builder) scan(ev *Events) bool {
 		hi := min(n, lo+scanChunk)
 		cs := b.chunk[:hi-lo]
 		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs) {
-			return false
+			return lo
 		}
 		var vals []float64
 		var valid []bool
@@ -325,7 +465,7 @@ func (b *Builder) scan(ev *Events) bool {
 		}
 		b.sp.file(cs, vals, valid)
 	}
-	return true
+	return n
 }
 
 // number writes the composite key of each event (keys[i], tss[i]) to cs[i],
@@ -429,7 +569,10 @@ func (b *Builder) Parts() []func() (*Set, error) {
 func (b *Builder) finish(s *spread) *Set {
 	n := 0
 	for d := range s.chains {
-		n += s.len(d, nil)
+		n += s.len(d)
+	}
+	for _, cl := range s.cells {
+		n += int(cl.count)
 	}
 	out := &Set{Needs: b.needs}
 	if n == 0 {
@@ -492,7 +635,7 @@ func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 		put(cur, &st)
 		st = aggregate.State{}
 	}
-	s.each(d, s.len(d, nil), func(lo, hi int) {
+	s.each(d, s.len(d), func(lo, hi int) {
 		for i, k := range s.keys[lo:hi] {
 			if started && k != cur {
 				flush()

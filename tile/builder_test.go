@@ -207,7 +207,7 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
-		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
+		s := newSpread(width, c.room, sample, 0.1, true, 0, 1, false)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
@@ -265,7 +265,7 @@ func TestSpreadSort(t *testing.T) {
 			}
 			distinct := 0
 			prev, prevV := uint64(0), -1.0
-			s.each(d, s.len(d, nil), func(lo, hi int) {
+			s.each(d, s.len(d), func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					c := s.composite(d, s.keys[i])
 					if p, _ := s.part(c); p != d {
@@ -460,7 +460,7 @@ func TestSpreadSortedBatches(t *testing.T) {
 	}
 	parts, most := len(b.sp.chains), 0
 	for d := range parts {
-		most = max(most, b.sp.len(d, nil))
+		most = max(most, b.sp.len(d))
 	}
 	if even := joined.Len() / parts; most > 4*even {
 		t.Fatalf("the fullest of %d partitions holds %d events, %.1f times its even share", parts, most, float64(most)/float64(even))
@@ -495,6 +495,161 @@ func TestSpillCuts(t *testing.T) {
 		got := st.cuts(c.groups)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("counts %v in %d groups: cuts %v, want %v", c.counts, c.groups, got, c.want)
+		}
+	}
+}
+
+// TestBuilderHot: keys heavy enough for hot partitions, which fold them as
+// they arrive, give Build's tiles bit for bit, for counts alone and for
+// sums over values with nulls, NaNs and negative zeros in order-sensitive
+// sums; so they do when a late batch breaks the expectation part way, with
+// a key or a time outside it, and the events folded so far come back as
+// events.
+func TestBuilderHot(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	g := Grid{Width: 100}
+	gen := func(n int) *Events {
+		z := rand.NewZipf(rng, 1.4, 1, 3000)
+		ev := &Events{TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+		for i := range n {
+			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
+			ev.TS[i] = rng.Int64N(2000)
+			switch rng.IntN(50) {
+			case 0:
+				ev.Values[i] = math.NaN()
+			case 1:
+				ev.Values[i] = math.Copysign(0, -1)
+			default:
+				ev.Values[i] = rng.NormFloat64() * 1e6
+			}
+			ev.Valid[i] = rng.IntN(10) != 0
+			if ev.Keys.Int[i] == 1 && ev.TS[i] < g.Width {
+				ev.Values[i] = math.Copysign(0, -1) // a tile summing to -0
+			}
+		}
+		return ev
+	}
+	for _, needs := range []aggregate.Needs{aggregate.Count.Needs(), aggregate.Mean.Needs()} {
+		for _, breaks := range []string{"", "key", "time"} {
+			batches := []*Events{gen(60_000), gen(40_000), gen(2*partEvents + 1000)}
+			joined := Concat(batches)
+			kmin, kmax := slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int)
+			tmin, tmax := slices.Min(joined.TS), slices.Max(joined.TS)
+			last := batches[2]
+			switch breaks {
+			case "key":
+				last.Keys.Int[331_000] = kmax + 1
+			case "time":
+				last.TS[331_000] = tmax + 5*g.Width
+			}
+			if needs == aggregate.Count.Needs() {
+				for _, ev := range batches {
+					ev.Values, ev.Valid = nil, nil
+				}
+			}
+			want := Build(Concat(batches), g, needs, math.MinInt64, math.MaxInt64)
+			b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+			b.Expect(kmin, kmax, tmin, tmax, joined.Len())
+			b.Add(batches[0])
+			if !b.streaming || b.sp.hot == nil {
+				t.Fatalf("needs %s: no hot partition for keys this heavy", needs)
+			}
+			b.Add(batches[1])
+			b.AddLast(batches[2]) // on every core, where there are several
+			if b.streaming != (breaks == "") {
+				t.Fatalf("needs %s, breaks %q: streaming %v at the end", needs, breaks, b.streaming)
+			}
+			got := b.Finish()
+			checkColumns(t, got)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("needs %s, breaks %q: builder made %d tiles, Build %d, or they differ", needs, breaks, got.Len(), want.Len())
+			}
+			for i := range got.Sum { // == holds for -0 and 0: compare bits
+				if math.Float64bits(got.Sum[i]) != math.Float64bits(want.Sum[i]) {
+					t.Fatalf("needs %s, breaks %q: tile %d sums to %v, Build's to %v", needs, breaks, i, got.Sum[i], want.Sum[i])
+				}
+			}
+		}
+	}
+	// A single key: every event folds into a hot cell, none is held.
+	one := gen(30_000)
+	for i := range one.Keys.Int {
+		one.Keys.Int[i] = 7
+	}
+	want := Build(one, g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
+	hb := NewBuilder(g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
+	hb.Expect(7, 7, slices.Min(one.TS), slices.Max(one.TS), one.Len())
+	hb.Add(one)
+	if hb.sp.hot == nil {
+		t.Fatal("one key: no hot partition")
+	}
+	if got := hb.Finish(); got.Len() == 0 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("one key: %d tiles, want %d, or they differ", got.Len(), want.Len())
+	}
+	// Other states than count, n and sum make no hot partition.
+	b := NewBuilder(g, aggregate.Max.Needs(), math.MinInt64, math.MaxInt64)
+	ev := gen(50_000)
+	b.Expect(slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int), slices.Min(ev.TS), slices.Max(ev.TS), ev.Len())
+	b.Add(ev)
+	if !b.streaming || b.sp.hot != nil {
+		t.Fatalf("max: streaming %v, hot partitions %v", b.streaming, b.sp != nil && b.sp.hot != nil)
+	}
+}
+
+// TestScanShared: a batch scanned by several cores at once, each filing
+// the keys of its own partitions, leaves the tiles one core would, bit for
+// bit, with hot partitions or without (max needs), and stops at the same
+// event when the batch breaks the expectation.
+func TestScanShared(t *testing.T) {
+	rng := rand.New(rand.NewPCG(63, 64))
+	g := Grid{Width: 50}
+	z := rand.NewZipf(rng, 1.2, 2, 20_000)
+	gen := func(n int) *Events {
+		ev := &Events{TS: make([]int64, n), Values: make([]float64, n)}
+		for i := range n {
+			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
+			ev.TS[i] = rng.Int64N(5000)
+			ev.Values[i] = rng.NormFloat64()
+		}
+		return ev
+	}
+	for _, needs := range []aggregate.Needs{aggregate.Sum.Needs(), aggregate.Max.Needs()} {
+		for _, workers := range []int{2, 3} {
+			for _, c := range []struct {
+				breaks bool
+				told   int // events told: too few leaves the slab short of room
+			}{{false, 170_000}, {true, 170_000}, {false, 20_000}, {true, 20_000}} {
+				breaks := c.breaks
+				first, second := gen(100_000), gen(70_000)
+				kmax := max(slices.Max(first.Keys.Int), slices.Max(second.Keys.Int))
+				if breaks {
+					second.Keys.Int[50_000] = kmax + 1
+				}
+				build := func(shared bool) (*Set, int) {
+					b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+					b.Expect(0, kmax, 0, 4999, c.told)
+					b.Add(first)
+					if !shared {
+						b.Add(second)
+						return b.Finish(), -1
+					}
+					done := b.scanShared(second, workers)
+					if done < second.Len() {
+						b.batches = append(b.batches, b.scanned())
+						b.streaming, b.sp = false, nil
+						b.batches = append(b.batches, second.from(done))
+					}
+					return b.Finish(), done
+				}
+				want, _ := build(false)
+				got, done := build(true)
+				if breaks != (done < second.Len()) || breaks && done != 50_000/scanChunk*scanChunk {
+					t.Fatalf("needs %s, %d workers, breaks %v, told %d: stopped at %d of %d", needs, workers, breaks, c.told, done, second.Len())
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("needs %s, %d workers, breaks %v, told %d: %d tiles, want %d, or they differ", needs, workers, breaks, c.told, got.Len(), want.Len())
+				}
+			}
 		}
 	}
 }

@@ -42,6 +42,18 @@ type spread struct {
 	// per partition: its tiles, when it was folded through cells rather
 	// than sorted (see sortPart); nil otherwise.
 	folded [][]cellTile
+
+	// The hottest partitions fold their keys as they arrive (see fileHot).
+	hot   []int32   // per partition: index of its first cell, or -1 (nil: none is hot)
+	cells []hotCell // the hot partitions' cells, a key of their ranges each
+}
+
+// hotCell is the state of a key of a hot partition: its events, those with
+// a value, and their sum, in arrival order, as addEvent keeps them when
+// sumOnly.
+type hotCell struct {
+	count, n int64
+	sum      float64
 }
 
 // cellTile is a tile of a partition folded through cells: its key's offset
@@ -67,9 +79,11 @@ const maxParts = 1 << 14
 // about events of them (at most maxSlots, when above 0: a spread that
 // spills) and cut into at least minParts partitions, where the keys allow,
 // by the keys of sample, a sample of a share (0 to 1) of the keys to come;
-// the rest are assumed spread evenly. It returns nil when the keys are too
+// the rest are assumed spread evenly. With hot, the partitions whose keys
+// the sample shows repeating most fold them as they arrive, into states of
+// count, n and sum (see fileHot). It returns nil when the keys are too
 // wide for it.
-func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int) *spread {
+func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int, hot bool) *spread {
 	fine := min(width, fineBits)
 	fshift := uint(width - fine)
 	if fshift > 32 {
@@ -113,11 +127,15 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 	}
 	n := len(s.base)
 	s.heads, s.chains = make([]head, n), make([][]int32, n)
+	sparse := events
+	if hot {
+		sparse = s.makeHot(sample, events)
+	}
 	// Blocks of about a quarter of a partition's expected keys, within
 	// bounds: few blocks per partition to chain, and little room left
 	// unused in the last block of each.
-	s.block = min(1024, max(64, events/n/4))
-	slots := events + events/16 + min(n, events/s.block+1)*s.block
+	s.block = min(1024, max(64, sparse/n/4))
+	slots := sparse + sparse/16 + min(n, sparse/s.block+1)*s.block
 	if maxSlots > 0 && slots > maxSlots {
 		// Room for a block being filled per partition and as many to
 		// evict, at least.
@@ -129,6 +147,65 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 		s.vals = make([]float64, slots)
 	}
 	return s
+}
+
+// hotKeys bounds the keys of the hot partitions, all together: their
+// cells (24 bytes each) stay in a core's L2 cache while keys arrive at
+// random among them.
+const hotKeys = 1 << 14
+
+// makeHot makes hot the partitions whose keys repeat most in the sample,
+// those expected to receive at least two keys per key of their range, the
+// densest first, within hotKeys keys in all; it returns how many of the
+// events to come are expected in the other partitions.
+func (s *spread) makeHot(sample []uint64, events int) int {
+	if len(sample) == 0 {
+		return events
+	}
+	hits := make([]int, len(s.base))
+	for _, c := range sample {
+		d, _ := s.part(c)
+		hits[d]++
+	}
+	per := float64(events) / float64(len(sample)) // events a sampled key stands for
+	var cand []int
+	for d, h := range hits {
+		if span := s.span(d); span <= hotKeys && float64(h)*per >= 2*float64(span) {
+			cand = append(cand, d)
+		}
+	}
+	slices.SortFunc(cand, func(a, b int) int {
+		return cmp.Compare(float64(hits[b])/float64(s.span(b)), float64(hits[a])/float64(s.span(a)))
+	})
+	cells, sparse := 0, events
+	for _, d := range cand {
+		span := int(s.span(d))
+		if cells+span > hotKeys {
+			continue
+		}
+		if s.hot == nil {
+			s.hot = make([]int32, len(s.base))
+			for i := range s.hot {
+				s.hot[i] = -1
+			}
+		}
+		s.hot[d] = int32(cells)
+		cells += span
+		sparse -= int(float64(hits[d]) * per)
+	}
+	if s.hot != nil {
+		s.cells = make([]hotCell, cells)
+	}
+	return max(sparse, events/16)
+}
+
+// hotCells returns the cells of partition d, nil unless it is hot.
+func (s *spread) hotCells(d int) []hotCell {
+	if s.hot == nil || s.hot[d] < 0 {
+		return nil
+	}
+	o := int(s.hot[d])
+	return s.cells[o : o+int(s.span(d))]
 }
 
 // part returns the partition of composite key c and c's offset in it.
@@ -167,6 +244,10 @@ func (s *spread) grow(d int) {
 // file adds composite keys cs (skipped aside) to their partitions, with
 // their values (nil: none; valid nil: every value valid).
 func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
+	if s.hot != nil {
+		s.fileHot(cs, vals, valid)
+		return
+	}
 	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
 	for i, c := range cs {
 		if c == skipped {
@@ -190,27 +271,55 @@ func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
 	}
 }
 
-// mark is where each partition stood: what a spread holds before a batch
-// that proved it wrong.
-type mark struct {
-	heads  []head
-	chains []int
-}
-
-func (s *spread) mark() mark {
-	m := mark{heads: slices.Clone(s.heads), chains: make([]int, len(s.chains))}
-	for d, c := range s.chains {
-		m.chains[d] = len(c)
+// fileHot is file for a spread with hot partitions: their keys fold into
+// their cells as they arrive, in arrival order, as addEvent would fold
+// them (sumOnly): what a hot partition would have cost to hold, sort and
+// fold is spared for the keys that arrive most.
+func (s *spread) fileHot(cs []uint64, vals []float64, valid []bool) {
+	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
+	hot, cells := s.hot, s.cells
+	for i, c := range cs {
+		if c == skipped {
+			continue
+		}
+		d := table[c>>fshift]
+		if o := hot[d]; o >= 0 {
+			cl := &cells[int(o)+int(c-base[d])]
+			cl.count++
+			if vals != nil && (valid == nil || valid[i]) {
+				// As addEvent: a NaN is null, the first value the sum
+				// (so a lone -0 stays -0).
+				if v := vals[i]; v == v {
+					if cl.n == 0 {
+						cl.sum = v
+					} else {
+						cl.sum += v
+					}
+					cl.n++
+				}
+			}
+			continue
+		}
+		h := &heads[d]
+		if h.pos == h.end {
+			s.grow(int(d))
+			keys, out = s.keys, s.vals
+		}
+		keys[h.pos] = uint32(c - base[d])
+		if vals != nil {
+			v := vals[i]
+			if valid != nil && !valid[i] {
+				v = math.NaN()
+			}
+			out[h.pos] = v
+		}
+		h.pos++
 	}
-	return m
 }
 
-// len returns the keys of partition d up to m (nil: all of them).
-func (s *spread) len(d int, m *mark) int {
+// len returns the keys partition d holds (none when it is hot).
+func (s *spread) len(d int) int {
 	c, h := s.chains[d], s.heads[d]
-	if m != nil {
-		c, h = c[:m.chains[d]], m.heads[d]
-	}
 	if len(c) == 0 {
 		return 0
 	}
@@ -247,11 +356,13 @@ func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
 	for d := range parts {
-		if s.len(d, nil) > 0 {
+		if cells := s.hotCells(d); cells != nil {
+			tiles[d] = s.compactHot(d, cells)
+		} else if s.len(d) > 0 {
 			order = append(order, d)
 		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b, nil), s.len(a, nil)) })
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b), s.len(a)) })
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(order)) {
@@ -293,7 +404,7 @@ func (sc *scratch) size(n int, withValues bool) {
 
 // gather copies partition d's keys (and values) into sc, in order.
 func (s *spread) gather(d int, sc *scratch) (keys []uint32, vals []float64) {
-	n := s.len(d, nil)
+	n := s.len(d)
 	sc.size(n, s.vals != nil)
 	keys = sc.keys[:0]
 	if s.vals != nil {
@@ -327,7 +438,7 @@ func (s *spread) span(d int) uint64 {
 // arrival order, and keeps its tiles in s.folded: what a sort and a fold
 // would give, at the cost of one pass over the keys.
 func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
-	if span := s.span(d); span <= cellKeys && uint64(s.len(d, nil)) >= span {
+	if span := s.span(d); span <= cellKeys && uint64(s.len(d)) >= span {
 		return s.foldCells(d, int(span), sc, needs)
 	}
 	keys, vals := s.gather(d, sc)
@@ -367,7 +478,7 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 	withValues := s.vals != nil
 	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
 	tiles := 0
-	s.each(d, s.len(d, nil), func(lo, hi int) {
+	s.each(d, s.len(d), func(lo, hi int) {
 		keys := s.keys[lo:hi]
 		if !withValues {
 			for _, k := range keys {
@@ -397,4 +508,102 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 	}
 	s.folded[d] = out
 	return tiles
+}
+
+// compactHot keeps the cells of hot partition d that received a key, in
+// key order, as s.folded[d], and returns how many.
+func (s *spread) compactHot(d int, cells []hotCell) int {
+	n := 0
+	for i := range cells {
+		if cells[i].count > 0 {
+			n++
+		}
+	}
+	out := make([]cellTile, 0, n)
+	for i, cl := range cells {
+		if cl.count > 0 {
+			out = append(out, cellTile{off: uint32(i), st: aggregate.State{Count: cl.count, N: cl.n, Sum: cl.sum}})
+		}
+	}
+	s.folded[d] = out
+	return n
+}
+
+// fileShare is file for one of several cores filing the same keys at once,
+// each for its own partitions [dlo, dhi): it skips the others' keys, and
+// has newBlock give a partition its next block.
+func (s *spread) fileShare(cs []uint64, vals []float64, valid []bool, dlo, dhi int, newBlock func(d int)) {
+	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
+	hot, cells := s.hot, s.cells
+	for i, c := range cs {
+		if c == skipped {
+			continue
+		}
+		d := int(table[c>>fshift])
+		if d < dlo || d >= dhi {
+			continue
+		}
+		if hot != nil {
+			if o := hot[d]; o >= 0 {
+				cl := &cells[int(o)+int(c-base[d])]
+				cl.count++
+				if vals != nil && (valid == nil || valid[i]) {
+					if v := vals[i]; v == v {
+						if cl.n == 0 {
+							cl.sum = v
+						} else {
+							cl.sum += v
+						}
+						cl.n++
+					}
+				}
+				continue
+			}
+		}
+		h := &heads[d]
+		if h.pos == h.end {
+			newBlock(d)
+			keys, out = s.keys, s.vals
+		}
+		keys[h.pos] = uint32(c - base[d])
+		if vals != nil {
+			v := vals[i]
+			if valid != nil && !valid[i] {
+				v = math.NaN()
+			}
+			out[h.pos] = v
+		}
+		h.pos++
+	}
+}
+
+// takeBlock gives partition d block b of the slab, which must exist.
+func (s *spread) takeBlock(d, b int) {
+	s.chains[d] = append(s.chains[d], int32(b))
+	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
+}
+
+// shares cuts the partitions into up to workers contiguous ranges holding
+// about equal shares of the keys held so far (hot partitions weigh as
+// much as their cells hold), and returns the cuts: range w is [cuts[w],
+// cuts[w+1]).
+func (s *spread) shares(workers int) []int {
+	weight := make([]int, len(s.heads))
+	total := 0
+	for d := range weight {
+		weight[d] = s.len(d) + 1
+		for _, cl := range s.hotCells(d) {
+			weight[d] += int(cl.count)
+		}
+		total += weight[d]
+	}
+	cuts := []int{0}
+	acc := 0
+	for d, w := range weight {
+		acc += w
+		if len(cuts) < workers && acc >= total*len(cuts)/workers && d+1 < len(weight) {
+			cuts = append(cuts, d+1)
+		}
+	}
+	return append(cuts, len(weight))
 }
