@@ -266,7 +266,7 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 			if t.Rows > 0 || n == 0 {
 				stringKeys[i] = ev.Keys.String
 			}
-			if file == files[len(files)-1] && len(builders) == 1 {
+			if file == files[len(files)-1] {
 				b.AddLast(ev) // nothing decodes meanwhile: on every core
 			} else {
 				b.Add(ev)
