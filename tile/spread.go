@@ -43,7 +43,7 @@ type spread struct {
 	// than sorted (see sortPart); nil otherwise.
 	folded [][]cellTile
 
-	// The hottest partitions fold their keys as they arrive (see fileHot).
+	// The hottest partitions fold their keys as they arrive (see fileShare).
 	hot   []int32   // per partition: index of its first cell, or -1 (nil: none is hot)
 	cells []hotCell // the hot partitions' cells, a key of their ranges each
 }
@@ -81,7 +81,7 @@ const maxParts = 1 << 14
 // by the keys of sample, a sample of a share (0 to 1) of the keys to come;
 // the rest are assumed spread evenly. With hot, the partitions whose keys
 // the sample shows repeating most fold them as they arrive, into states of
-// count, n and sum (see fileHot). It returns nil when the keys are too
+// count, n and sum (see fileShare). It returns nil when the keys are too
 // wide for it.
 func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int, hot bool) *spread {
 	fine := min(width, fineBits)
@@ -245,7 +245,7 @@ func (s *spread) grow(d int) {
 // their values (nil: none; valid nil: every value valid).
 func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
 	if s.hot != nil {
-		s.fileHot(cs, vals, valid)
+		s.fileShare(cs, vals, valid, 0, len(s.heads), s.grow)
 		return
 	}
 	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
@@ -254,52 +254,6 @@ func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
 			continue
 		}
 		d := table[c>>fshift]
-		h := &heads[d]
-		if h.pos == h.end {
-			s.grow(int(d))
-			keys, out = s.keys, s.vals
-		}
-		keys[h.pos] = uint32(c - base[d])
-		if vals != nil {
-			v := vals[i]
-			if valid != nil && !valid[i] {
-				v = math.NaN()
-			}
-			out[h.pos] = v
-		}
-		h.pos++
-	}
-}
-
-// fileHot is file for a spread with hot partitions: their keys fold into
-// their cells as they arrive, in arrival order, as addEvent would fold
-// them (sumOnly): what a hot partition would have cost to hold, sort and
-// fold is spared for the keys that arrive most.
-func (s *spread) fileHot(cs []uint64, vals []float64, valid []bool) {
-	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
-	hot, cells := s.hot, s.cells
-	for i, c := range cs {
-		if c == skipped {
-			continue
-		}
-		d := table[c>>fshift]
-		if o := hot[d]; o >= 0 {
-			cl := &cells[int(o)+int(c-base[d])]
-			cl.count++
-			if vals != nil && (valid == nil || valid[i]) {
-				// As addEvent: a NaN is null, the first value the sum
-				// (so a lone -0 stays -0).
-				if v := vals[i]; v == v {
-					if cl.n == 0 {
-						cl.sum = v
-					} else {
-						cl.sum += v
-					}
-					cl.n++
-				}
-			}
-			continue
-		}
 		h := &heads[d]
 		if h.pos == h.end {
 			s.grow(int(d))
@@ -529,9 +483,12 @@ func (s *spread) compactHot(d int, cells []hotCell) int {
 	return n
 }
 
-// fileShare is file for one of several cores filing the same keys at once,
-// each for its own partitions [dlo, dhi): it skips the others' keys, and
-// has newBlock give a partition its next block.
+// fileShare is file for the keys of partitions [dlo, dhi) alone (one of
+// several cores filing the same keys at once, each for its own
+// partitions), with newBlock to give a partition its next block. The keys
+// of a hot partition fold into its cells as they arrive, in arrival order,
+// as addEvent would fold them (sumOnly): what a hot partition would have
+// cost to hold, sort and fold is spared for the keys that arrive most.
 func (s *spread) fileShare(cs []uint64, vals []float64, valid []bool, dlo, dhi int, newBlock func(d int)) {
 	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
 	hot, cells := s.hot, s.cells
