@@ -223,28 +223,9 @@ func (b *Builder) numbers(ev *Events, lo int) bool {
 // newBlock; it stops before a chunk when room (if set) says no more, and
 // returns where it stopped.
 func (b *Builder) scanShare(ev *Events, from, dlo, dhi int, newBlock func(d int), room func() bool) int {
-	cs := make([]uint64, scanChunk)
-	n := len(ev.Keys.Int)
-	tss := ev.TS[:n]
-	for lo := from; lo < n; lo += scanChunk {
-		if room != nil && !room() {
-			return lo
-		}
-		hi := min(n, lo+scanChunk)
-		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs[:hi-lo]) {
-			return lo
-		}
-		var vals []float64
-		var valid []bool
-		if b.sp.vals != nil {
-			vals = ev.Values[lo:hi]
-			if ev.Valid != nil {
-				valid = ev.Valid[lo:hi]
-			}
-		}
-		b.sp.fileShare(cs[:hi-lo], vals, valid, dlo, dhi, newBlock)
-	}
-	return n
+	return b.scanFrom(ev, from, make([]uint64, scanChunk), room, func(cs []uint64, vals []float64, valid []bool) {
+		b.sp.fileShare(cs, vals, valid, dlo, dhi, newBlock)
+	})
 }
 
 // from returns the events of e from the i-th on, sharing e's columns.
@@ -447,12 +428,23 @@ func (b *Builder) scan(ev *Events) int {
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
 	}
+	return b.scanFrom(ev, 0, b.chunk, nil, b.sp.file)
+}
+
+// scanFrom numbers the events of ev from event from on, a chunk at a time
+// into cs, and hands file each chunk's composite keys and values; it stops
+// before a chunk when room (if set) says no more, or that holds an event
+// outside the expectation, and returns where it stopped: ev.Len() when it
+// took every event.
+func (b *Builder) scanFrom(ev *Events, from int, cs []uint64, room func() bool, file func(cs []uint64, vals []float64, valid []bool)) int {
 	n := len(ev.Keys.Int)
 	tss := ev.TS[:n]
-	for lo := 0; lo < n; lo += scanChunk {
+	for lo := from; lo < n; lo += scanChunk {
+		if room != nil && !room() {
+			return lo
+		}
 		hi := min(n, lo+scanChunk)
-		cs := b.chunk[:hi-lo]
-		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs) {
+		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs[:hi-lo]) {
 			return lo
 		}
 		var vals []float64
@@ -463,7 +455,7 @@ func (b *Builder) scan(ev *Events) int {
 				valid = ev.Valid[lo:hi]
 			}
 		}
-		b.sp.file(cs, vals, valid)
+		file(cs[:hi-lo], vals, valid)
 	}
 	return n
 }
