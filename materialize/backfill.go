@@ -255,9 +255,16 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 		}
 	}
 	stringKeys = make([]bool, len(sets))
+	// The last file has no decode to overlap with: its builders scan it
+	// on every core. (Were a file added meanwhile, one would merely scan
+	// on a core.)
 	files, err := source.Files(src.Path, ro.Time)
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	last := ""
+	if len(files) > 0 {
+		last = files[len(files)-1]
 	}
 	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(file string, t *source.Table) error {
 		n += int64(t.Rows)
@@ -266,8 +273,8 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 			if t.Rows > 0 || n == 0 {
 				stringKeys[i] = ev.Keys.String
 			}
-			if file == files[len(files)-1] {
-				b.AddLast(ev) // nothing decodes meanwhile: on every core
+			if file == last {
+				b.AddLast(ev)
 			} else {
 				b.Add(ev)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -150,20 +151,16 @@ func (b *Builder) add(ev *Events, last bool) {
 			return
 		}
 		var done int
-		if workers := partsFor(ev.Len()); last && workers > 1 && b.sp.disk == nil {
+		if workers := partsFor(ev.Len()); last && workers > 1 && !ev.Keys.String && b.sp.disk == nil {
 			done = b.scanShared(ev, workers)
 		} else {
 			done = b.scan(ev)
 		}
-		if done == ev.Len() {
-			return
+		if done < ev.Len() {
+			// The batch is not what was expected: build at Finish.
+			b.fallBack(ev, done)
 		}
-		// The batch is not what was expected: build at Finish, from the
-		// events scanned so far (as one batch at their buckets' starts)
-		// and the rest of this batch on.
-		b.batches = append(b.batches, b.scanned())
-		b.streaming, b.sp = false, nil
-		ev = ev.from(done)
+		return
 	}
 	b.batches = append(b.batches, ev)
 }
@@ -183,31 +180,34 @@ func (b *Builder) scanShared(ev *Events, workers int) int {
 	for w := range len(cuts) - 1 {
 		reserve += cuts[w+1] - cuts[w] + scanChunk/s.block + 1
 	}
-	room := len(s.keys) / s.block
-	var next atomic.Int64
-	next.Store(int64(s.used))
-	take := func(d int) { s.takeBlock(d, int(next.Add(1))-1) }
 	done := make([]int, len(cuts)-1)
-	var wg sync.WaitGroup
-	for w := range done {
-		wg.Go(func() {
-			done[w] = b.scanShare(ev, 0, cuts[w], cuts[w+1], take, func() bool { return room-int(next.Load()) >= reserve })
-		})
-	}
-	wg.Wait()
-	s.used = int(next.Load())
-	stop := n
-	for w, d := range done {
-		if d < n && !b.numbers(ev, d) {
-			stop = min(stop, d) // a chunk outside the expectation: every core stopped there
-			continue
+	for {
+		room := len(s.keys) / s.block
+		var next atomic.Int64
+		next.Store(int64(s.used))
+		take := func(d int) { s.takeBlock(d, int(next.Add(1))-1) }
+		var wg sync.WaitGroup
+		for w := range done {
+			wg.Go(func() {
+				done[w] = b.scanShare(ev, done[w], cuts[w], cuts[w+1], take, func() bool { return room-int(next.Load()) >= reserve })
+			})
 		}
-		if d < n {
-			d = b.scanShare(ev, d, cuts[w], cuts[w+1], s.grow, nil)
+		wg.Wait()
+		s.used = int(next.Load())
+		// Every core numbers every event alike: those that met a chunk
+		// outside the expectation stopped at the same one; the others
+		// ran out of room, which the slab now makes for the rest.
+		rest := 0
+		for _, d := range done {
+			if d < n && b.numbers(ev, d) {
+				rest = max(rest, n-d)
+			}
 		}
-		stop = min(stop, d)
+		if rest == 0 {
+			return slices.Min(done)
+		}
+		s.reserve((s.used + rest/s.block + reserve + 1) * s.block)
 	}
-	return stop
 }
 
 // numbers reports whether the chunk of ev from lo numbers within the
@@ -220,8 +220,8 @@ func (b *Builder) numbers(ev *Events, lo int) bool {
 
 // scanShare is scan, from event from on, for one of several cores filing
 // the keys of partitions [dlo, dhi) (see spread.fileShare), new blocks from
-// newBlock; it stops before a chunk when room (if set) says no more, and
-// returns where it stopped.
+// newBlock; it stops before a chunk when room says no more, and returns
+// where it stopped.
 func (b *Builder) scanShare(ev *Events, from, dlo, dhi int, newBlock func(d int), room func() bool) int {
 	return b.scanFrom(ev, from, make([]uint64, scanChunk), room, func(cs []uint64, vals []float64, valid []bool) {
 		b.sp.fileShare(cs, vals, valid, dlo, dhi, newBlock)
@@ -271,22 +271,15 @@ func (b *Builder) Close() error {
 // bit for bit) and nulls to make up the counts.
 func (b *Builder) scanned() *Events {
 	s := b.sp
-	n := 0
-	for d := range s.chains {
-		n += s.len(d)
-	}
-	for _, cl := range s.cells {
-		n += int(cl.count)
-	}
+	n := s.total()
 	ev := &Events{Keys: Keys{Int: make([]int64, 0, n)}, TS: make([]int64, 0, n)}
 	if s.vals != nil {
 		ev.Values, ev.Valid = make([]float64, 0, n), make([]bool, 0, n)
 	}
-	add := func(c uint64, v float64) {
+	add := func(c uint64, v float64, valid bool) {
 		ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
 		ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
 		if s.vals != nil {
-			valid := v == v
 			if !valid {
 				v = 0
 			}
@@ -298,28 +291,44 @@ func (b *Builder) scanned() *Events {
 	for d := range s.chains {
 		for i, cl := range s.hotCells(d) {
 			c := s.base[d] + uint64(i)
+			// A NaN sum (no value is NaN: a NaN is a null) came of
+			// +Inf and -Inf, as it comes back.
+			first := []float64{cl.sum}
+			if cl.sum != cl.sum {
+				first = []float64{math.Inf(1), math.Inf(-1)}
+			}
 			for e := range cl.count {
 				switch {
-				case e == 0 && cl.n > 0:
-					add(c, cl.sum)
+				case e < cl.n && int(e) < len(first):
+					add(c, first[e], true)
 				case e < cl.n:
-					add(c, negZero)
+					add(c, negZero, true)
 				default:
-					add(c, math.NaN())
+					add(c, 0, false)
 				}
 			}
 		}
 		s.each(d, s.len(d), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				var v float64
+				v := 0.0
 				if s.vals != nil {
 					v = s.vals[i]
 				}
-				add(s.composite(d, s.keys[i]), v)
+				add(s.composite(d, s.keys[i]), v, v == v)
 			}
 		})
 	}
 	return ev
+}
+
+// fallBack turns a streaming builder whose batch ev broke the expectation
+// at event done into one that builds at Finish from batches: the events
+// scanned so far (as one batch at their buckets' starts), then the rest of
+// ev.
+func (b *Builder) fallBack(ev *Events, done int) {
+	b.batches = append(b.batches, b.scanned())
+	b.streaming, b.sp = false, nil
+	b.batches = append(b.batches, ev.from(done))
 }
 
 // KeepsBatches reports whether the builder holds on to the batches added
@@ -559,19 +568,13 @@ func (b *Builder) Parts() []func() (*Set, error) {
 
 // finish sorts and folds the partitions of s into tiles.
 func (b *Builder) finish(s *spread) *Set {
-	n := 0
-	for d := range s.chains {
-		n += s.len(d)
-	}
-	for _, cl := range s.cells {
-		n += int(cl.count)
-	}
+	n := s.total()
 	out := &Set{Needs: b.needs}
 	if n == 0 {
 		return out
 	}
 	workers := partsFor(n)
-	tiles := s.sortParts(workers, b.needs)
+	tiles := s.sortParts(workers)
 	offs := make([]int, len(tiles))
 	total := 0
 	for d, t := range tiles {
@@ -585,14 +588,19 @@ func (b *Builder) finish(s *spread) *Set {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			var cells []aggregate.State // for partitions viaCells; all zero between them
 			for {
 				d := int(next.Add(1)) - 1
 				if d >= len(tiles) {
 					return
 				}
-				if tiles[d] > 0 {
-					b.fold(s, d, out, offs[d])
+				if tiles[d] == 0 {
+					continue
 				}
+				if s.viaCells[d] && cells == nil {
+					cells = make([]aggregate.State, cellKeys)
+				}
+				b.fold(s, d, out, offs[d], cells)
 			}
 		})
 	}
@@ -600,10 +608,11 @@ func (b *Builder) finish(s *spread) *Set {
 	return out
 }
 
-// fold writes the tiles of partition d of the spread, which is sorted, into
-// rows off, off+1, ... of out, as part.fold does: one per run of equal
-// composite keys.
-func (b *Builder) fold(s *spread, d int, out *Set, off int) {
+// fold writes the tiles of partition d of the spread, which sortParts
+// sorted, into rows off, off+1, ... of out, as part.fold does: one per run
+// of equal composite keys; or those of its hot cells, or of its keys
+// folded through cells (zero, and left so), when it is hot or viaCells.
+func (b *Builder) fold(s *spread, d int, out *Set, off int, cells []aggregate.State) {
 	g := b.g
 	withValues, sumOnly := b.needs.HasValues(), out.sumOnly()
 	j := off
@@ -616,11 +625,23 @@ func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, st)
 		j++
 	}
-	if tiles := s.folded[d]; tiles != nil {
-		for i := range tiles {
-			put(tiles[i].off, &tiles[i].st)
+	if hot := s.hotCells(d); hot != nil {
+		for i, cl := range hot {
+			if cl.count > 0 {
+				put(uint32(i), &aggregate.State{Count: cl.count, N: cl.n, Sum: cl.sum})
+			}
 		}
-		s.folded[d] = nil
+		return
+	}
+	if s.viaCells[d] {
+		cells = cells[:s.span(d)]
+		s.foldCells(d, cells, sumOnly)
+		for i := range cells {
+			if cells[i].Count > 0 {
+				put(uint32(i), &cells[i])
+				cells[i] = aggregate.State{}
+			}
+		}
 		return
 	}
 	flush := func() {

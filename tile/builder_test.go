@@ -1,6 +1,7 @@
 package tile
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -231,35 +232,39 @@ func TestSpreadSort(t *testing.T) {
 			}
 		}
 		put()
-		tiles := s.sortParts(2, aggregate.Sum.Needs())
+		tiles := s.sortParts(2)
 		var got []uint64
 		folded := 0
 		for d := range s.chains {
-			if ft := s.folded[d]; ft != nil {
-				// Folded through cells: a tile per distinct key, in
-				// key order, with the count and the in-order sum of
-				// its values.
+			if s.viaCells[d] {
+				// Left to fold through cells: a state per distinct
+				// key, with the count and the in-order sum of its
+				// values.
 				folded++
-				for i, tl := range ft {
-					c := s.composite(d, tl.off)
-					if p, _ := s.part(c); p != d || i > 0 && tl.off <= ft[i-1].off {
-						t.Fatalf("n %d: folded partition %d: key %d out of place", n, d, c)
+				cells := make([]aggregate.State, s.span(d))
+				s.foldCells(d, cells, true)
+				distinct := 0
+				for off, st := range cells {
+					if st.Count == 0 {
+						continue
 					}
+					distinct++
+					c := s.composite(d, uint32(off))
 					var want aggregate.State
 					for j, k := range in {
 						if k == c {
 							addEvent(&want, float64(j), true, true)
 						}
 					}
-					if tl.st != want {
-						t.Fatalf("n %d: folded partition %d, key %d: state %+v, want %+v", n, d, c, tl.st, want)
+					if st != want {
+						t.Fatalf("n %d: partition %d via cells, key %d: state %+v, want %+v", n, d, c, st, want)
 					}
-					for range tl.st.Count {
+					for range st.Count {
 						got = append(got, c)
 					}
 				}
-				if tiles[d] != len(ft) {
-					t.Fatalf("n %d: partition %d counted %d tiles, holds %d", n, d, tiles[d], len(ft))
+				if tiles[d] != distinct {
+					t.Fatalf("n %d: partition %d counted %d tiles, holds %d", n, d, tiles[d], distinct)
 				}
 				continue
 			}
@@ -526,6 +531,9 @@ func TestBuilderHot(t *testing.T) {
 			if ev.Keys.Int[i] == 1 && ev.TS[i] < g.Width {
 				ev.Values[i] = math.Copysign(0, -1) // a tile summing to -0
 			}
+			if ev.Keys.Int[i] == 1 && ev.TS[i] >= g.Width && ev.TS[i] < 2*g.Width {
+				ev.Values[i] = math.Inf(1 - 2*rng.IntN(2)) // a tile summing to NaN
+			}
 		}
 		return ev
 	}
@@ -561,13 +569,8 @@ func TestBuilderHot(t *testing.T) {
 			}
 			got := b.Finish()
 			checkColumns(t, got)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("needs %s, breaks %q: builder made %d tiles, Build %d, or they differ", needs, breaks, got.Len(), want.Len())
-			}
-			for i := range got.Sum { // == holds for -0 and 0: compare bits
-				if math.Float64bits(got.Sum[i]) != math.Float64bits(want.Sum[i]) {
-					t.Fatalf("needs %s, breaks %q: tile %d sums to %v, Build's to %v", needs, breaks, i, got.Sum[i], want.Sum[i])
-				}
+			if err := sameBits(got, want); err != nil {
+				t.Fatalf("needs %s, breaks %q: %v", needs, breaks, err)
 			}
 		}
 	}
@@ -583,8 +586,8 @@ func TestBuilderHot(t *testing.T) {
 	if hb.sp.hot == nil {
 		t.Fatal("one key: no hot partition")
 	}
-	if got := hb.Finish(); got.Len() == 0 || !reflect.DeepEqual(got, want) {
-		t.Fatalf("one key: %d tiles, want %d, or they differ", got.Len(), want.Len())
+	if got := hb.Finish(); got.Len() == 0 || sameBits(got, want) != nil {
+		t.Fatalf("one key: %d tiles, want %d: %v", got.Len(), want.Len(), sameBits(got, want))
 	}
 	// Other states than count, n and sum make no hot partition.
 	b := NewBuilder(g, aggregate.Max.Needs(), math.MinInt64, math.MaxInt64)
@@ -635,13 +638,14 @@ func TestScanShared(t *testing.T) {
 					}
 					done := b.scanShared(second, workers)
 					if done < second.Len() {
-						b.batches = append(b.batches, b.scanned())
-						b.streaming, b.sp = false, nil
-						b.batches = append(b.batches, second.from(done))
+						b.fallBack(second, done)
 					}
 					return b.Finish(), done
 				}
-				want, _ := build(false)
+				want := Build(Concat([]*Events{first, second}), g, needs, math.MinInt64, math.MaxInt64)
+				if one, _ := build(false); !reflect.DeepEqual(one, want) {
+					t.Fatalf("needs %s, breaks %v, told %d: one core's tiles differ from Build's", needs, breaks, c.told)
+				}
 				got, done := build(true)
 				if breaks != (done < second.Len()) || breaks && done != 50_000/scanChunk*scanChunk {
 					t.Fatalf("needs %s, %d workers, breaks %v, told %d: stopped at %d of %d", needs, workers, breaks, c.told, done, second.Len())
@@ -652,4 +656,27 @@ func TestScanShared(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameBits returns an error unless a and b hold the same tiles with every
+// float bit for bit: == holds for 0 and -0 and fails for NaN.
+func sameBits(a, b *Set) error {
+	if a.Len() != b.Len() || a.Needs != b.Needs || !reflect.DeepEqual(a.Keys, b.Keys) || !slices.Equal(a.Start, b.Start) ||
+		!slices.Equal(a.Count, b.Count) || !slices.Equal(a.N, b.N) {
+		return fmt.Errorf("%d tiles against %d, or their keys, starts or counts differ", a.Len(), b.Len())
+	}
+	for _, c := range []struct {
+		name string
+		x, y []float64
+	}{{"sum", a.Sum, b.Sum}, {"m2", a.M2, b.M2}, {"min", a.Min, b.Min}, {"max", a.Max, b.Max}} {
+		if len(c.x) != len(c.y) {
+			return fmt.Errorf("%s: %d values against %d", c.name, len(c.x), len(c.y))
+		}
+		for i := range c.x {
+			if math.Float64bits(c.x[i]) != math.Float64bits(c.y[i]) {
+				return fmt.Errorf("tile %d: %s %v against %v", i, c.name, c.x[i], c.y[i])
+			}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package tile
 import (
 	"cmp"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,6 @@ type spread struct {
 	fshift uint     // fine range of a composite key: key >> fshift
 	table  []uint16 // fine range -> partition
 	base   []uint64 // per partition: its first key; a key's offset from it fits 32 bits
-	weight []int    // per partition: its share of the sample (and a little)
 	block  int      // slots per block
 
 	keys []uint32  // offset of each key from its partition's base, block by block
@@ -39,9 +39,9 @@ type spread struct {
 	free   []int32   // blocks evicted to disk, to hand out again
 	disk   *spillStore
 
-	// per partition: its tiles, when it was folded through cells rather
-	// than sorted (see sortPart); nil otherwise.
-	folded [][]cellTile
+	// per partition: whether sortParts left it to fold through a state
+	// per key (see sortPart) rather than sorted it.
+	viaCells []bool
 
 	// The hottest partitions fold their keys as they arrive (see fileShare).
 	hot   []int32   // per partition: index of its first cell, or -1 (nil: none is hot)
@@ -56,12 +56,6 @@ type hotCell struct {
 	sum      float64
 }
 
-// cellTile is a tile of a partition folded through cells: its key's offset
-// in the partition and its state.
-type cellTile struct {
-	off uint32
-	st  aggregate.State
-}
 
 type head struct{ pos, end int }
 
@@ -117,11 +111,9 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 	for f, w := range weight {
 		if f == 0 || (acc+w > target && acc > 0 && len(s.base) < maxParts) || ranges == maxRanges {
 			s.base = append(s.base, uint64(f)<<fshift)
-			s.weight = append(s.weight, 0)
 			acc, ranges = 0, 0
 		}
 		s.table[f] = uint16(len(s.base) - 1)
-		s.weight[len(s.weight)-1] += w
 		acc += w
 		ranges++
 	}
@@ -129,7 +121,7 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 	s.heads, s.chains = make([]head, n), make([][]int32, n)
 	sparse := events
 	if hot {
-		sparse = s.makeHot(sample, events)
+		sparse = s.makeHot(sample, share, events)
 	}
 	// Blocks of about a quarter of a partition's expected keys, within
 	// bounds: few blocks per partition to chain, and little room left
@@ -154,11 +146,12 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 // random among them.
 const hotKeys = 1 << 14
 
-// makeHot makes hot the partitions whose keys repeat most in the sample,
-// those expected to receive at least two keys per key of their range, the
-// densest first, within hotKeys keys in all; it returns how many of the
-// events to come are expected in the other partitions.
-func (s *spread) makeHot(sample []uint64, events int) int {
+// makeHot makes hot the partitions whose keys repeat most in the sample of
+// the first batch (a share of the events), those whose keys in that batch
+// alone are at least two per key of their range, the densest first, within
+// hotKeys keys in all; it returns how many of the events to come may fall
+// in the other partitions.
+func (s *spread) makeHot(sample []uint64, share float64, events int) int {
 	if len(sample) == 0 {
 		return events
 	}
@@ -167,7 +160,9 @@ func (s *spread) makeHot(sample []uint64, events int) int {
 		d, _ := s.part(c)
 		hits[d]++
 	}
-	per := float64(events) / float64(len(sample)) // events a sampled key stands for
+	// Events a sampled key stands for, in the first batch alone: the
+	// batches to come may hold other keys (files sorted by key).
+	per := share * float64(events) / float64(len(sample))
 	var cand []int
 	for d, h := range hits {
 		if span := s.span(d); span <= hotKeys && float64(h)*per >= 2*float64(span) {
@@ -244,31 +239,7 @@ func (s *spread) grow(d int) {
 // file adds composite keys cs (skipped aside) to their partitions, with
 // their values (nil: none; valid nil: every value valid).
 func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
-	if s.hot != nil {
-		s.fileShare(cs, vals, valid, 0, len(s.heads), s.grow)
-		return
-	}
-	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
-	for i, c := range cs {
-		if c == skipped {
-			continue
-		}
-		d := table[c>>fshift]
-		h := &heads[d]
-		if h.pos == h.end {
-			s.grow(int(d))
-			keys, out = s.keys, s.vals
-		}
-		keys[h.pos] = uint32(c - base[d])
-		if vals != nil {
-			v := vals[i]
-			if valid != nil && !valid[i] {
-				v = math.NaN()
-			}
-			out[h.pos] = v
-		}
-		h.pos++
-	}
+	s.fileShare(cs, vals, valid, 0, len(s.heads), s.grow)
 }
 
 // len returns the keys partition d holds (none when it is hot).
@@ -299,19 +270,24 @@ func (s *spread) composite(d int, off uint32) uint64 {
 	return s.base[d] + uint64(off)
 }
 
-// sortParts sorts each partition by offset, stably, in place, on up
-// to workers cores, or folds it (see sortPart) into the partial states of
-// needs, and returns the tiles (distinct keys) of each.
-func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
+// sortParts sorts each partition by offset, stably, in place, on up to
+// workers cores, and returns the tiles (distinct keys) of each. A hot
+// partition holds no keys, but cells; a partition left to fold through a
+// state per key (viaCells) keeps its keys in arrival order.
+func (s *spread) sortParts(workers int) []int {
 	parts := len(s.chains)
 	tiles := make([]int, parts)
-	s.folded = make([][]cellTile, parts)
+	s.viaCells = make([]bool, parts)
 	// Largest partitions first, so that a heavy key's partition does not
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
 	for d := range parts {
 		if cells := s.hotCells(d); cells != nil {
-			tiles[d] = s.compactHot(d, cells)
+			for i := range cells {
+				if cells[i].count > 0 {
+					tiles[d]++
+				}
+			}
 		} else if s.len(d) > 0 {
 			order = append(order, d)
 		}
@@ -328,7 +304,7 @@ func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 					return
 				}
 				d := order[i]
-				tiles[d] = s.sortPart(d, &sc, needs)
+				tiles[d] = s.sortPart(d, &sc)
 			}
 		})
 	}
@@ -341,7 +317,7 @@ type scratch struct {
 	keys, tmpK []uint32
 	vals, tmpV []float64
 	none       []struct{}
-	cells      []aggregate.State // all zero between partitions
+	seen       []uint64 // a bit per key of a partition's range; all zero between partitions
 }
 
 func (sc *scratch) size(n int, withValues bool) {
@@ -388,12 +364,27 @@ func (s *spread) span(d int) uint64 {
 
 // sortPart sorts partition d in place and counts its distinct keys; or,
 // when d holds at least as many keys as its range spans (a heavy key's
-// buckets), folds them into a state per key of the range instead, in
-// arrival order, and keeps its tiles in s.folded: what a sort and a fold
-// would give, at the cost of one pass over the keys.
-func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
+// buckets), only counts them and marks it viaCells: a fold through a
+// state per key of its range, in arrival order (see foldCells), gives what
+// a sort and a fold would, at the cost of one pass over the keys.
+func (s *spread) sortPart(d int, sc *scratch) int {
 	if span := s.span(d); span <= cellKeys && uint64(s.len(d)) >= span {
-		return s.foldCells(d, int(span), sc, needs)
+		s.viaCells[d] = true
+		if len(sc.seen) == 0 {
+			sc.seen = make([]uint64, cellKeys/64)
+		}
+		seen := sc.seen[:(span+63)/64]
+		s.each(d, s.len(d), func(lo, hi int) {
+			for _, k := range s.keys[lo:hi] {
+				seen[k>>6] |= 1 << (k & 63)
+			}
+		})
+		tiles := 0
+		for i, w := range seen {
+			tiles += bits.OnesCount64(w)
+			seen[i] = 0
+		}
+		return tiles
 	}
 	keys, vals := s.gather(d, sc)
 	n := len(keys)
@@ -421,66 +412,23 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 	return tiles
 }
 
-// foldCells folds the keys of partition d, which span keys of range, into
-// a state per key in sc.cells, in arrival order, and keeps those that
-// received a key, in key order, as s.folded[d]; it returns how many.
-func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
-	if len(sc.cells) < span {
-		sc.cells = make([]aggregate.State, cellKeys)
-	}
-	cells := sc.cells[:span]
+// foldCells folds the keys of partition d, and their values, into cells,
+// a state per key of its range, in arrival order, as addEvent folds them.
+func (s *spread) foldCells(d int, cells []aggregate.State, sumOnly bool) {
 	withValues := s.vals != nil
-	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
-	tiles := 0
 	s.each(d, s.len(d), func(lo, hi int) {
 		keys := s.keys[lo:hi]
 		if !withValues {
 			for _, k := range keys {
-				st := &cells[k]
-				if st.Count == 0 {
-					tiles++
-				}
-				st.Count++
+				cells[k].Count++
 			}
 			return
 		}
 		vals := s.vals[lo:hi]
 		for i, k := range keys {
-			st := &cells[k]
-			if st.Count == 0 {
-				tiles++
-			}
-			addEvent(st, vals[i], true, sumOnly)
+			addEvent(&cells[k], vals[i], true, sumOnly)
 		}
 	})
-	out := make([]cellTile, 0, tiles)
-	for k := range cells {
-		if cells[k].Count > 0 {
-			out = append(out, cellTile{off: uint32(k), st: cells[k]})
-			cells[k] = aggregate.State{}
-		}
-	}
-	s.folded[d] = out
-	return tiles
-}
-
-// compactHot keeps the cells of hot partition d that received a key, in
-// key order, as s.folded[d], and returns how many.
-func (s *spread) compactHot(d int, cells []hotCell) int {
-	n := 0
-	for i := range cells {
-		if cells[i].count > 0 {
-			n++
-		}
-	}
-	out := make([]cellTile, 0, n)
-	for i, cl := range cells {
-		if cl.count > 0 {
-			out = append(out, cellTile{off: uint32(i), st: aggregate.State{Count: cl.count, N: cl.n, Sum: cl.sum}})
-		}
-	}
-	s.folded[d] = out
-	return n
 }
 
 // fileShare is file for the keys of partitions [dlo, dhi) alone (one of
@@ -531,6 +479,28 @@ func (s *spread) fileShare(cs []uint64, vals []float64, valid []bool, dlo, dhi i
 			out[h.pos] = v
 		}
 		h.pos++
+	}
+}
+
+// total returns the keys the spread took: held, or folded into hot cells.
+func (s *spread) total() int {
+	n := 0
+	for d := range s.chains {
+		n += s.len(d)
+	}
+	for _, cl := range s.cells {
+		n += int(cl.count)
+	}
+	return n
+}
+
+// reserve grows the slab, if need be, to hold slots keys.
+func (s *spread) reserve(slots int) {
+	if extra := slots - len(s.keys); extra > 0 {
+		s.keys = append(s.keys, make([]uint32, extra)...)
+		if s.vals != nil {
+			s.vals = append(s.vals, make([]float64, extra)...)
+		}
 	}
 }
 
