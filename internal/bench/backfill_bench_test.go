@@ -22,20 +22,8 @@ import (
 // reports events/s and the CPU time per run (cpu-ns/op); run them in one
 // command so that the machine's hour weighs on both alike.
 func BenchmarkBackfillDir(b *testing.B) {
-	dir := os.Getenv("TESSERA_BENCH_DIR")
-	if dir == "" {
-		b.Skip("TESSERA_BENCH_DIR names no directory prepared by `tessera bench`")
-	}
+	_, cfg := benchDir(b)
 	ctx := context.Background()
-	cfgPath := filepath.Join(dir, "tessera.yaml")
-	text, err := os.ReadFile(cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := feature.Parse(cfgPath, text)
-	if err != nil {
-		b.Fatal(err)
-	}
 	src := cfg.Sources["transactions"]
 	events, _, err := source.Rows(src.Path, nil)
 	if err != nil {
@@ -81,4 +69,24 @@ func BenchmarkBackfillDir(b *testing.B) {
 			b.ReportMetric(float64(int64(runs)*events)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// benchDir returns the directory prepared by `tessera bench` that
+// TESSERA_BENCH_DIR names, and its feature configuration; it skips the
+// benchmark when none is named.
+func benchDir(b *testing.B) (string, *feature.Config) {
+	dir := os.Getenv("TESSERA_BENCH_DIR")
+	if dir == "" {
+		b.Skip("TESSERA_BENCH_DIR names no directory prepared by `tessera bench`")
+	}
+	cfgPath := filepath.Join(dir, "tessera.yaml")
+	text, err := os.ReadFile(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := feature.Parse(cfgPath, text)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return dir, cfg
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -23,20 +22,8 @@ import (
 // reports spine rows/s and the CPU time per query (cpu-ns/op), which the
 // load of a shared machine disturbs less than wall time.
 func BenchmarkQueryMaterializedDir(b *testing.B) {
-	dir := os.Getenv("TESSERA_BENCH_DIR")
-	if dir == "" {
-		b.Skip("TESSERA_BENCH_DIR names no directory prepared by `tessera bench`")
-	}
+	dir, cfg := benchDir(b)
 	ctx := context.Background()
-	cfgPath := filepath.Join(dir, "tessera.yaml")
-	text, err := os.ReadFile(cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg, err := feature.Parse(cfgPath, text)
-	if err != nil {
-		b.Fatal(err)
-	}
 	store, err := tilestore.Open(ctx, filepath.Join(dir, "store"))
 	if err != nil {
 		b.Fatal(err)
