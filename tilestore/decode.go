@@ -355,9 +355,17 @@ func growSet(s *tile.Set, n int) {
 
 // growTo returns col extended to length n; a nil col (an absent column)
 // stays nil.
+//
+// An empty col is replaced by a new slice: make leaves memory fresh from
+// the operating system as it is, already zero, where slices.Grow clears
+// the whole extension, touching every page before the decode writes it.
+// Of a 20M-event query's tile load that clearing took a tenth of the CPU.
 func growTo[T any](col []T, n int) []T {
 	if col == nil || len(col) >= n {
 		return col
+	}
+	if len(col) == 0 {
+		return make([]T, n)
 	}
 	return slices.Grow(col, n-len(col))[:n]
 }

@@ -290,3 +290,20 @@ func BenchmarkMergeRuns(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
 }
+
+// TestGrowTo: an empty column becomes n zeros, a column with rows keeps
+// them and grows, and an absent (nil) column stays absent.
+func TestGrowTo(t *testing.T) {
+	if got := growTo([]int64{}, 5); len(got) != 5 || got[0] != 0 || got[4] != 0 {
+		t.Fatalf("empty column grown to 5: %v", got)
+	}
+	if got := growTo([]float64{1.5, 2}, 4); len(got) != 4 || got[0] != 1.5 || got[1] != 2 {
+		t.Fatalf("column [1.5 2] grown to 4: %v", got)
+	}
+	if got := growTo([]int64(nil), 3); got != nil {
+		t.Fatalf("absent column grown to 3: %v", got)
+	}
+	if got := growTo([]int64{1, 2, 3}, 2); len(got) != 3 {
+		t.Fatalf("column of 3 grown to 2: %v", got)
+	}
+}
