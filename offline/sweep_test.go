@@ -195,13 +195,23 @@ func TestTileSeriesInPlace(t *testing.T) {
 
 // TestOutBuffer: records put in spine index order land in their input rows,
 // for a layout of every kind of output (state and stored values, more
-// stored values than fit one word of flags), packed and wide.
+// stored values than fit one word of flags), packed and wide, with rows
+// left out of the index (other key partitions), which keep their values,
+// and with every row in it (full blocks).
 func TestOutBuffer(t *testing.T) {
+	for _, skip := range []int{5, 0} {
+		testOutBuffer(t, skip)
+	}
+}
+
+// testOutBuffer runs TestOutBuffer with the rows r%skip == 0 out of the
+// index (none for skip 0).
+func testOutBuffer(t *testing.T, skip int) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	const rows = 40_000
 	order := make([]int32, 0, rows)
 	for _, r := range rng.Perm(rows) {
-		if r%5 != 0 { // rows of other parts are not in the index
+		if skip == 0 || r%skip != 0 { // rows of other parts are not in the index
 			order = append(order, int32(r))
 		}
 	}
@@ -240,6 +250,13 @@ func TestOutBuffer(t *testing.T) {
 			if o.fn != aggregate.Count && o.fn != aggregate.Sum {
 				o.col.Valid = make([]bool, rows)
 			}
+			// Rows of other parts hold their part's values.
+			for r := 0; skip != 0 && r < rows; r += skip {
+				o.col.Values[r] = -7
+				if o.col.Valid != nil {
+					o.col.Valid[r] = true
+				}
+			}
 		}
 		func() {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
@@ -275,15 +292,15 @@ func TestOutBuffer(t *testing.T) {
 					if stored(p.outs[k].fn) {
 						want, wantOK = value(r, k)
 					}
-					if r%5 == 0 {
-						want, wantOK = 0, false
+					if skip != 0 && r%skip == 0 {
+						want, wantOK = -7, true
 					}
 					got, gotOK := col.Values[r], col.Valid != nil && col.Valid[r]
 					if col.Valid == nil {
 						gotOK = wantOK
 					}
 					if math.Float64bits(got) != math.Float64bits(want) || gotOK != wantOK {
-						t.Fatalf("%+v: row %d output %d (%s) = %v, %v; want %v, %v", c, r, k, p.outs[k].fn, got, gotOK, want, wantOK)
+						t.Fatalf("skip %d, %+v: row %d output %d (%s) = %v, %v; want %v, %v", skip, c, r, k, p.outs[k].fn, got, gotOK, want, wantOK)
 					}
 				}
 			}
