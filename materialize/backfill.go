@@ -255,17 +255,6 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 		}
 	}
 	stringKeys = make([]bool, len(sets))
-	// The last file has no decode to overlap with: its builders scan it
-	// on every core. (Were a file added meanwhile, one would merely scan
-	// on a core.)
-	files, err := source.Files(src.Path, ro.Time)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	last := ""
-	if len(files) > 0 {
-		last = files[len(files)-1]
-	}
 	err = source.Stream(ctx, src.Path, requests(src, sets), ro, func(file string, t *source.Table) error {
 		n += int64(t.Rows)
 		for i, b := range builders {
@@ -273,11 +262,7 @@ func streamSource(ctx context.Context, src *feature.Source, sets []*feature.Tile
 			if t.Rows > 0 || n == 0 {
 				stringKeys[i] = ev.Keys.String
 			}
-			if file == last {
-				b.AddLast(ev)
-			} else {
-				b.Add(ev)
-			}
+			b.Add(ev)
 			if err := b.Err(); err != nil {
 				if errors.Is(err, tile.ErrNotNumbered) {
 					return fmt.Errorf("%s: %w: %w", file, errNotNumbered, err)

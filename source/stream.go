@@ -22,10 +22,11 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	if len(req) == 0 {
 		return fmt.Errorf("stream %s: no columns requested", path)
 	}
-	files, err := Files(path, opt.Time)
+	files, err := expand(path)
 	if err != nil {
 		return err
 	}
+	files = pruneFiles(files, opt.Time)
 	type result struct {
 		t     *Table
 		bytes int64
@@ -104,16 +105,6 @@ func sameKind(r Request, kind Kind, file string, other Kind, otherFile string) e
 		fix = "write the key column with one type (all integers or all strings) in every file"
 	}
 	return fmt.Errorf("read: column %q is %s in %s but %s in %s; %s", r.Name, kind, file, other, otherFile, fix)
-}
-
-// Files returns the files that Stream reads of path, in the order it hands
-// them over, leaving out those that r (which may be nil) prunes.
-func Files(path string, r *TimeRange) ([]string, error) {
-	files, err := expand(path)
-	if err != nil {
-		return nil, err
-	}
-	return pruneFiles(files, r), nil
 }
 
 // Rows returns how many rows the files that path names hold, leaving out

@@ -3,9 +3,7 @@ package tile
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -104,21 +102,16 @@ func (b *Builder) Err() error { return b.err }
 
 // bytesPerSpilledEvent is what the build of a group costs per event, at
 // most: its keys and values read back (12 bytes), their sort scratch (24)
-// and up to a tile each (64 with every state column).
-const bytesPerSpilledEvent = 100
+// or, in a partition folded through cells, up to a state per event held
+// until it is written (56), and up to a tile each (64 with every state
+// column).
+const bytesPerSpilledEvent = 136
 
 // Add adds a batch of events of one key kind. The builder may keep the
 // batch until Finish: the caller must not change it. An empty batch may
 // say another key kind (a CSV file with only a header reads as integers):
 // the first batch holding events decides.
-func (b *Builder) Add(ev *Events) { b.add(ev, false) }
-
-// AddLast is Add for the last batch: as no batch decodes while it is
-// scanned, it scans on every core, each filing the keys of its own
-// partitions.
-func (b *Builder) AddLast(ev *Events) { b.add(ev, true) }
-
-func (b *Builder) add(ev *Events, last bool) {
+func (b *Builder) Add(ev *Events) {
 	if ev.Len() == 0 {
 		if len(b.batches) == 0 && !b.streaming {
 			b.batches = append(b.batches, ev) // the kind, if no event ever comes
@@ -141,7 +134,7 @@ func (b *Builder) add(ev *Events, last bool) {
 	}
 	if b.streaming {
 		if b.spill != nil {
-			if b.scan(ev) < ev.Len() {
+			if !b.scan(ev) {
 				b.err = fmt.Errorf("%w: a batch holds keys or times outside its file statistics", ErrNotNumbered)
 				b.drop()
 			} else if err := b.sp.disk.err; err != nil {
@@ -150,99 +143,17 @@ func (b *Builder) add(ev *Events, last bool) {
 			}
 			return
 		}
-		var done int
-		if workers := partsFor(ev.Len()); last && workers > 1 && !ev.Keys.String && b.sp.disk == nil {
-			done = b.scanShared(ev, workers)
-		} else {
-			done = b.scan(ev)
+		m := b.sp.mark()
+		if b.scan(ev) {
+			return
 		}
-		if done < ev.Len() {
-			// The batch is not what was expected: build at Finish.
-			b.fallBack(ev, done)
-		}
-		return
+		// The batch is not what was expected: build at Finish, from the
+		// events scanned before it (as one batch at their buckets' starts)
+		// and this batch on.
+		b.batches = append(b.batches, b.scanned(&m))
+		b.streaming, b.sp = false, nil
 	}
 	b.batches = append(b.batches, ev)
-}
-
-// scanShared is scan on several cores (workers), each filing the keys of
-// its own partitions (see spread.fileShare) and taking new blocks from the
-// slab's room while it lasts; past that, each finishes its share on its
-// own in turn, growing the slab as scan does.
-func (b *Builder) scanShared(ev *Events, workers int) int {
-	s := b.sp
-	cuts := s.shares(workers)
-	n := ev.Len()
-	// A chunk takes at most a block per partition and one per block of
-	// keys: a core starts a chunk only while the slab has room for one of
-	// every core's.
-	reserve := 0
-	for w := range len(cuts) - 1 {
-		reserve += cuts[w+1] - cuts[w] + scanChunk/s.block + 1
-	}
-	done := make([]int, len(cuts)-1)
-	for {
-		room := len(s.keys) / s.block
-		var next atomic.Int64
-		next.Store(int64(s.used))
-		take := func(d int) { s.takeBlock(d, int(next.Add(1))-1) }
-		var wg sync.WaitGroup
-		for w := range done {
-			wg.Go(func() {
-				done[w] = b.scanShare(ev, done[w], cuts[w], cuts[w+1], take, func() bool { return room-int(next.Load()) >= reserve })
-			})
-		}
-		wg.Wait()
-		s.used = int(next.Load())
-		// Every core numbers every event alike: those that met a chunk
-		// outside the expectation stopped at the same one; the others
-		// ran out of room, which the slab now makes for the rest.
-		rest := 0
-		for _, d := range done {
-			if d < n && b.numbers(ev, d) {
-				rest = max(rest, n-d)
-			}
-		}
-		if rest == 0 {
-			return slices.Min(done)
-		}
-		s.reserve((s.used + rest/s.block + reserve + 1) * s.block)
-	}
-}
-
-// numbers reports whether the chunk of ev from lo numbers within the
-// expectation.
-func (b *Builder) numbers(ev *Events, lo int) bool {
-	hi := min(ev.Len(), lo+scanChunk)
-	cs := make([]uint64, hi-lo)
-	return b.number(ev.Keys.Int[lo:hi], ev.TS[lo:hi], cs)
-}
-
-// scanShare is scan, from event from on, for one of several cores filing
-// the keys of partitions [dlo, dhi) (see spread.fileShare), new blocks from
-// newBlock; it stops before a chunk when room says no more, and returns
-// where it stopped.
-func (b *Builder) scanShare(ev *Events, from, dlo, dhi int, newBlock func(d int), room func() bool) int {
-	return b.scanFrom(ev, from, make([]uint64, scanChunk), room, func(cs []uint64, vals []float64, valid []bool) {
-		b.sp.fileShare(cs, vals, valid, dlo, dhi, newBlock)
-	})
-}
-
-// from returns the events of e from the i-th on, sharing e's columns.
-func (e *Events) from(i int) *Events {
-	out := &Events{Keys: Keys{String: e.Keys.String}, TS: e.TS[i:]}
-	if e.Keys.String {
-		out.Keys.Str = e.Keys.Str[i:]
-	} else {
-		out.Keys.Int = e.Keys.Int[i:]
-	}
-	if e.Values != nil {
-		out.Values = e.Values[i:]
-	}
-	if e.Valid != nil {
-		out.Valid = e.Valid[i:]
-	}
-	return out
 }
 
 // drop lets go of everything a builder that spills holds, once it stopped.
@@ -262,73 +173,38 @@ func (b *Builder) Close() error {
 	return nil
 }
 
-// scanned returns the events scanned so far, each at the start of its
+// scanned returns the events scanned up to m, each at the start of its
 // bucket (or at from, within the same bucket): what their tiles need of
 // them. They come by partition, but those of each tile in input order,
-// which is all that a stable sort by tile keeps of the order. The events
-// folded into a hot partition's cell come back as events that fold into
-// the same state: the sum as the first value, then -0 values (x + -0 is x,
-// bit for bit) and nulls to make up the counts.
-func (b *Builder) scanned() *Events {
+// which is all that a stable sort by tile keeps of the order.
+func (b *Builder) scanned(m *mark) *Events {
 	s := b.sp
-	n := s.total()
+	n := 0
+	for d := range s.chains {
+		n += s.len(d, m)
+	}
 	ev := &Events{Keys: Keys{Int: make([]int64, 0, n)}, TS: make([]int64, 0, n)}
 	if s.vals != nil {
 		ev.Values, ev.Valid = make([]float64, 0, n), make([]bool, 0, n)
 	}
-	add := func(c uint64, v float64, valid bool) {
-		ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
-		ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
-		if s.vals != nil {
-			if !valid {
-				v = 0
-			}
-			ev.Values = append(ev.Values, v)
-			ev.Valid = append(ev.Valid, valid)
-		}
-	}
-	negZero := math.Copysign(0, -1)
 	for d := range s.chains {
-		for i, cl := range s.hotCells(d) {
-			c := s.base[d] + uint64(i)
-			// A NaN sum (no value is NaN: a NaN is a null) came of
-			// +Inf and -Inf, as it comes back.
-			first := []float64{cl.sum}
-			if cl.sum != cl.sum {
-				first = []float64{math.Inf(1), math.Inf(-1)}
-			}
-			for e := range cl.count {
-				switch {
-				case e < cl.n && int(e) < len(first):
-					add(c, first[e], true)
-				case e < cl.n:
-					add(c, negZero, true)
-				default:
-					add(c, 0, false)
-				}
-			}
-		}
-		s.each(d, s.len(d), func(lo, hi int) {
+		s.each(d, s.len(d, m), func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				v := 0.0
+				c := s.composite(d, s.keys[i])
+				ev.Keys.Int = append(ev.Keys.Int, int64(uint64(b.kmin)+c/b.nb))
+				ev.TS = append(ev.TS, max(b.g.Origin+(int64(c%b.nb)+b.bmin)*b.g.Width, b.from))
 				if s.vals != nil {
-					v = s.vals[i]
+					v := s.vals[i]
+					ev.Values = append(ev.Values, v)
+					ev.Valid = append(ev.Valid, v == v)
+					if v != v {
+						ev.Values[len(ev.Values)-1] = 0
+					}
 				}
-				add(s.composite(d, s.keys[i]), v, v == v)
 			}
 		})
 	}
 	return ev
-}
-
-// fallBack turns a streaming builder whose batch ev broke the expectation
-// at event done into one that builds at Finish from batches: the events
-// scanned so far (as one batch at their buckets' starts), then the rest of
-// ev.
-func (b *Builder) fallBack(ev *Events, done int) {
-	b.batches = append(b.batches, b.scanned())
-	b.streaming, b.sp = false, nil
-	b.batches = append(b.batches, ev.from(done))
 }
 
 // KeepsBatches reports whether the builder holds on to the batches added
@@ -379,11 +255,8 @@ func (b *Builder) begin(first *Events) {
 		}
 		groups = max(1, min(groups, maxParts))
 	}
-	// Hot partitions keep count, n and sum as keys arrive, in memory: not
-	// for other states, nor when spilling.
-	hot := b.spill == nil && b.needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
 	// Partitions enough for the groups to share the keys evenly.
-	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups, hot)
+	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups)
 	b.streaming = b.sp != nil
 	if b.streaming && b.spill != nil {
 		b.groups = groups
@@ -427,34 +300,22 @@ const scanChunk = 2048
 const skipped = ^uint64(0)
 
 // scan adds the composite keys (and values) of the events of ev with from
-// <= ts < to to the spread, up to the first chunk of them that holds an
-// event outside the expected keys or times, and returns how many events it
-// took (or skipped): ev.Len() when it took them all.
-func (b *Builder) scan(ev *Events) int {
+// <= ts < to to the spread; it reports false at the first event outside the
+// expected keys or times, having added some of ev's events.
+func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
-		return 0
+		return false
 	}
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
 	}
-	return b.scanFrom(ev, 0, b.chunk, nil, b.sp.file)
-}
-
-// scanFrom numbers the events of ev from event from on, a chunk at a time
-// into cs, and hands file each chunk's composite keys and values; it stops
-// before a chunk when room (if set) says no more, or that holds an event
-// outside the expectation, and returns where it stopped: ev.Len() when it
-// took every event.
-func (b *Builder) scanFrom(ev *Events, from int, cs []uint64, room func() bool, file func(cs []uint64, vals []float64, valid []bool)) int {
 	n := len(ev.Keys.Int)
 	tss := ev.TS[:n]
-	for lo := from; lo < n; lo += scanChunk {
-		if room != nil && !room() {
-			return lo
-		}
+	for lo := 0; lo < n; lo += scanChunk {
 		hi := min(n, lo+scanChunk)
-		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs[:hi-lo]) {
-			return lo
+		cs := b.chunk[:hi-lo]
+		if !b.number(ev.Keys.Int[lo:hi], tss[lo:hi], cs) {
+			return false
 		}
 		var vals []float64
 		var valid []bool
@@ -464,9 +325,9 @@ func (b *Builder) scanFrom(ev *Events, from int, cs []uint64, room func() bool, 
 				valid = ev.Valid[lo:hi]
 			}
 		}
-		file(cs[:hi-lo], vals, valid)
+		b.sp.file(cs, vals, valid)
 	}
-	return n
+	return true
 }
 
 // number writes the composite key of each event (keys[i], tss[i]) to cs[i],
@@ -568,13 +429,16 @@ func (b *Builder) Parts() []func() (*Set, error) {
 
 // finish sorts and folds the partitions of s into tiles.
 func (b *Builder) finish(s *spread) *Set {
-	n := s.total()
+	n := 0
+	for d := range s.chains {
+		n += s.len(d, nil)
+	}
 	out := &Set{Needs: b.needs}
 	if n == 0 {
 		return out
 	}
 	workers := partsFor(n)
-	tiles := s.sortParts(workers)
+	tiles := s.sortParts(workers, b.needs)
 	offs := make([]int, len(tiles))
 	total := 0
 	for d, t := range tiles {
@@ -588,19 +452,14 @@ func (b *Builder) finish(s *spread) *Set {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			var cells []aggregate.State // for partitions viaCells; all zero between them
 			for {
 				d := int(next.Add(1)) - 1
 				if d >= len(tiles) {
 					return
 				}
-				if tiles[d] == 0 {
-					continue
+				if tiles[d] > 0 {
+					b.fold(s, d, out, offs[d])
 				}
-				if s.viaCells[d] && cells == nil {
-					cells = make([]aggregate.State, cellKeys)
-				}
-				b.fold(s, d, out, offs[d], cells)
 			}
 		})
 	}
@@ -608,11 +467,10 @@ func (b *Builder) finish(s *spread) *Set {
 	return out
 }
 
-// fold writes the tiles of partition d of the spread, which sortParts
-// sorted, into rows off, off+1, ... of out, as part.fold does: one per run
-// of equal composite keys; or those of its hot cells, or of its keys
-// folded through cells (zero, and left so), when it is hot or viaCells.
-func (b *Builder) fold(s *spread, d int, out *Set, off int, cells []aggregate.State) {
+// fold writes the tiles of partition d of the spread, which is sorted, into
+// rows off, off+1, ... of out, as part.fold does: one per run of equal
+// composite keys.
+func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 	g := b.g
 	withValues, sumOnly := b.needs.HasValues(), out.sumOnly()
 	j := off
@@ -625,30 +483,18 @@ func (b *Builder) fold(s *spread, d int, out *Set, off int, cells []aggregate.St
 		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, st)
 		j++
 	}
-	if hot := s.hotCells(d); hot != nil {
-		for i, cl := range hot {
-			if cl.count > 0 {
-				put(uint32(i), &aggregate.State{Count: cl.count, N: cl.n, Sum: cl.sum})
-			}
+	if tiles := s.folded[d]; tiles != nil {
+		for i := range tiles {
+			put(tiles[i].off, &tiles[i].st)
 		}
-		return
-	}
-	if s.viaCells[d] {
-		cells = cells[:s.span(d)]
-		s.foldCells(d, cells, sumOnly)
-		for i := range cells {
-			if cells[i].Count > 0 {
-				put(uint32(i), &cells[i])
-				cells[i] = aggregate.State{}
-			}
-		}
+		s.folded[d] = nil
 		return
 	}
 	flush := func() {
 		put(cur, &st)
 		st = aggregate.State{}
 	}
-	s.each(d, s.len(d), func(lo, hi int) {
+	s.each(d, s.len(d, nil), func(lo, hi int) {
 		for i, k := range s.keys[lo:hi] {
 			if started && k != cur {
 				flush()

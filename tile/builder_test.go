@@ -1,7 +1,6 @@
 package tile
 
 import (
-	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -208,7 +207,7 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
-		s := newSpread(width, c.room, sample, 0.1, true, 0, 1, false)
+		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
@@ -232,45 +231,41 @@ func TestSpreadSort(t *testing.T) {
 			}
 		}
 		put()
-		tiles := s.sortParts(2)
+		tiles := s.sortParts(2, aggregate.Sum.Needs())
 		var got []uint64
 		folded := 0
 		for d := range s.chains {
-			if s.viaCells[d] {
-				// Left to fold through cells: a state per distinct
-				// key, with the count and the in-order sum of its
-				// values.
+			if ft := s.folded[d]; ft != nil {
+				// Folded through cells: a tile per distinct key, in
+				// key order, with the count and the in-order sum of
+				// its values.
 				folded++
-				cells := make([]aggregate.State, s.span(d))
-				s.foldCells(d, cells, true)
-				distinct := 0
-				for off, st := range cells {
-					if st.Count == 0 {
-						continue
+				for i, tl := range ft {
+					c := s.composite(d, tl.off)
+					if p, _ := s.part(c); p != d || i > 0 && tl.off <= ft[i-1].off {
+						t.Fatalf("n %d: folded partition %d: key %d out of place", n, d, c)
 					}
-					distinct++
-					c := s.composite(d, uint32(off))
 					var want aggregate.State
 					for j, k := range in {
 						if k == c {
 							addEvent(&want, float64(j), true, true)
 						}
 					}
-					if st != want {
-						t.Fatalf("n %d: partition %d via cells, key %d: state %+v, want %+v", n, d, c, st, want)
+					if tl.st != want {
+						t.Fatalf("n %d: folded partition %d, key %d: state %+v, want %+v", n, d, c, tl.st, want)
 					}
-					for range st.Count {
+					for range tl.st.Count {
 						got = append(got, c)
 					}
 				}
-				if tiles[d] != distinct {
-					t.Fatalf("n %d: partition %d counted %d tiles, holds %d", n, d, tiles[d], distinct)
+				if tiles[d] != len(ft) {
+					t.Fatalf("n %d: partition %d counted %d tiles, holds %d", n, d, tiles[d], len(ft))
 				}
 				continue
 			}
 			distinct := 0
 			prev, prevV := uint64(0), -1.0
-			s.each(d, s.len(d), func(lo, hi int) {
+			s.each(d, s.len(d, nil), func(lo, hi int) {
 				for i := lo; i < hi; i++ {
 					c := s.composite(d, s.keys[i])
 					if p, _ := s.part(c); p != d {
@@ -465,7 +460,7 @@ func TestSpreadSortedBatches(t *testing.T) {
 	}
 	parts, most := len(b.sp.chains), 0
 	for d := range parts {
-		most = max(most, b.sp.len(d))
+		most = max(most, b.sp.len(d, nil))
 	}
 	if even := joined.Len() / parts; most > 4*even {
 		t.Fatalf("the fullest of %d partitions holds %d events, %.1f times its even share", parts, most, float64(most)/float64(even))
@@ -502,181 +497,4 @@ func TestSpillCuts(t *testing.T) {
 			t.Errorf("counts %v in %d groups: cuts %v, want %v", c.counts, c.groups, got, c.want)
 		}
 	}
-}
-
-// TestBuilderHot: keys heavy enough for hot partitions, which fold them as
-// they arrive, give Build's tiles bit for bit, for counts alone and for
-// sums over values with nulls, NaNs and negative zeros in order-sensitive
-// sums; so they do when a late batch breaks the expectation part way, with
-// a key or a time outside it, and the events folded so far come back as
-// events.
-func TestBuilderHot(t *testing.T) {
-	rng := rand.New(rand.NewPCG(61, 62))
-	g := Grid{Width: 100}
-	gen := func(n int) *Events {
-		z := rand.NewZipf(rng, 1.4, 1, 3000)
-		ev := &Events{TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
-		for i := range n {
-			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
-			ev.TS[i] = rng.Int64N(2000)
-			switch rng.IntN(50) {
-			case 0:
-				ev.Values[i] = math.NaN()
-			case 1:
-				ev.Values[i] = math.Copysign(0, -1)
-			default:
-				ev.Values[i] = rng.NormFloat64() * 1e6
-			}
-			ev.Valid[i] = rng.IntN(10) != 0
-			if ev.Keys.Int[i] == 1 && ev.TS[i] < g.Width {
-				ev.Values[i] = math.Copysign(0, -1) // a tile summing to -0
-			}
-			if ev.Keys.Int[i] == 1 && ev.TS[i] >= g.Width && ev.TS[i] < 2*g.Width {
-				ev.Values[i] = math.Inf(1 - 2*rng.IntN(2)) // a tile summing to NaN
-			}
-		}
-		return ev
-	}
-	for _, needs := range []aggregate.Needs{aggregate.Count.Needs(), aggregate.Mean.Needs()} {
-		for _, breaks := range []string{"", "key", "time"} {
-			batches := []*Events{gen(60_000), gen(40_000), gen(2*partEvents + 1000)}
-			joined := Concat(batches)
-			kmin, kmax := slices.Min(joined.Keys.Int), slices.Max(joined.Keys.Int)
-			tmin, tmax := slices.Min(joined.TS), slices.Max(joined.TS)
-			last := batches[2]
-			switch breaks {
-			case "key":
-				last.Keys.Int[331_000] = kmax + 1
-			case "time":
-				last.TS[331_000] = tmax + 5*g.Width
-			}
-			if needs == aggregate.Count.Needs() {
-				for _, ev := range batches {
-					ev.Values, ev.Valid = nil, nil
-				}
-			}
-			want := Build(Concat(batches), g, needs, math.MinInt64, math.MaxInt64)
-			b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-			b.Expect(kmin, kmax, tmin, tmax, joined.Len())
-			b.Add(batches[0])
-			if !b.streaming || b.sp.hot == nil {
-				t.Fatalf("needs %s: no hot partition for keys this heavy", needs)
-			}
-			b.Add(batches[1])
-			b.AddLast(batches[2]) // on every core, where there are several
-			if b.streaming != (breaks == "") {
-				t.Fatalf("needs %s, breaks %q: streaming %v at the end", needs, breaks, b.streaming)
-			}
-			got := b.Finish()
-			checkColumns(t, got)
-			if err := sameBits(got, want); err != nil {
-				t.Fatalf("needs %s, breaks %q: %v", needs, breaks, err)
-			}
-		}
-	}
-	// A single key: every event folds into a hot cell, none is held.
-	one := gen(30_000)
-	for i := range one.Keys.Int {
-		one.Keys.Int[i] = 7
-	}
-	want := Build(one, g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
-	hb := NewBuilder(g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
-	hb.Expect(7, 7, slices.Min(one.TS), slices.Max(one.TS), one.Len())
-	hb.Add(one)
-	if hb.sp.hot == nil {
-		t.Fatal("one key: no hot partition")
-	}
-	if got := hb.Finish(); got.Len() == 0 || sameBits(got, want) != nil {
-		t.Fatalf("one key: %d tiles, want %d: %v", got.Len(), want.Len(), sameBits(got, want))
-	}
-	// Other states than count, n and sum make no hot partition.
-	b := NewBuilder(g, aggregate.Max.Needs(), math.MinInt64, math.MaxInt64)
-	ev := gen(50_000)
-	b.Expect(slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int), slices.Min(ev.TS), slices.Max(ev.TS), ev.Len())
-	b.Add(ev)
-	if !b.streaming || b.sp.hot != nil {
-		t.Fatalf("max: streaming %v, hot partitions %v", b.streaming, b.sp != nil && b.sp.hot != nil)
-	}
-}
-
-// TestScanShared: a batch scanned by several cores at once, each filing
-// the keys of its own partitions, leaves the tiles one core would, bit for
-// bit, with hot partitions or without (max needs), and stops at the same
-// event when the batch breaks the expectation.
-func TestScanShared(t *testing.T) {
-	rng := rand.New(rand.NewPCG(63, 64))
-	g := Grid{Width: 50}
-	z := rand.NewZipf(rng, 1.2, 2, 20_000)
-	gen := func(n int) *Events {
-		ev := &Events{TS: make([]int64, n), Values: make([]float64, n)}
-		for i := range n {
-			ev.Keys.Int = append(ev.Keys.Int, int64(z.Uint64()))
-			ev.TS[i] = rng.Int64N(5000)
-			ev.Values[i] = rng.NormFloat64()
-		}
-		return ev
-	}
-	for _, needs := range []aggregate.Needs{aggregate.Sum.Needs(), aggregate.Max.Needs()} {
-		for _, workers := range []int{2, 3} {
-			for _, c := range []struct {
-				breaks bool
-				told   int // events told: too few leaves the slab short of room
-			}{{false, 170_000}, {true, 170_000}, {false, 20_000}, {true, 20_000}} {
-				breaks := c.breaks
-				first, second := gen(100_000), gen(70_000)
-				kmax := max(slices.Max(first.Keys.Int), slices.Max(second.Keys.Int))
-				if breaks {
-					second.Keys.Int[50_000] = kmax + 1
-				}
-				build := func(shared bool) (*Set, int) {
-					b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-					b.Expect(0, kmax, 0, 4999, c.told)
-					b.Add(first)
-					if !shared {
-						b.Add(second)
-						return b.Finish(), -1
-					}
-					done := b.scanShared(second, workers)
-					if done < second.Len() {
-						b.fallBack(second, done)
-					}
-					return b.Finish(), done
-				}
-				want := Build(Concat([]*Events{first, second}), g, needs, math.MinInt64, math.MaxInt64)
-				if one, _ := build(false); !reflect.DeepEqual(one, want) {
-					t.Fatalf("needs %s, breaks %v, told %d: one core's tiles differ from Build's", needs, breaks, c.told)
-				}
-				got, done := build(true)
-				if breaks != (done < second.Len()) || breaks && done != 50_000/scanChunk*scanChunk {
-					t.Fatalf("needs %s, %d workers, breaks %v, told %d: stopped at %d of %d", needs, workers, breaks, c.told, done, second.Len())
-				}
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("needs %s, %d workers, breaks %v, told %d: %d tiles, want %d, or they differ", needs, workers, breaks, c.told, got.Len(), want.Len())
-				}
-			}
-		}
-	}
-}
-
-// sameBits returns an error unless a and b hold the same tiles with every
-// float bit for bit: == holds for 0 and -0 and fails for NaN.
-func sameBits(a, b *Set) error {
-	if a.Len() != b.Len() || a.Needs != b.Needs || !reflect.DeepEqual(a.Keys, b.Keys) || !slices.Equal(a.Start, b.Start) ||
-		!slices.Equal(a.Count, b.Count) || !slices.Equal(a.N, b.N) {
-		return fmt.Errorf("%d tiles against %d, or their keys, starts or counts differ", a.Len(), b.Len())
-	}
-	for _, c := range []struct {
-		name string
-		x, y []float64
-	}{{"sum", a.Sum, b.Sum}, {"m2", a.M2, b.M2}, {"min", a.Min, b.Min}, {"max", a.Max, b.Max}} {
-		if len(c.x) != len(c.y) {
-			return fmt.Errorf("%s: %d values against %d", c.name, len(c.x), len(c.y))
-		}
-		for i := range c.x {
-			if math.Float64bits(c.x[i]) != math.Float64bits(c.y[i]) {
-				return fmt.Errorf("tile %d: %s %v against %v", i, c.name, c.x[i], c.y[i])
-			}
-		}
-	}
-	return nil
 }

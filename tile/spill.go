@@ -205,7 +205,7 @@ func (s *spread) loadGroup(lo, hi int) (*spread, error) {
 	for d := lo; d < hi; d++ {
 		blocks += len(st.blocks[d])
 	}
-	sub := &spread{fshift: s.fshift, table: s.table, base: s.base, block: s.block,
+	sub := &spread{fshift: s.fshift, table: s.table, base: s.base, weight: s.weight, block: s.block,
 		heads: make([]head, len(s.base)), chains: make([][]int32, len(s.base))}
 	sub.keys = make([]uint32, blocks*s.block)
 	if st.values {

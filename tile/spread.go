@@ -3,7 +3,6 @@ package tile
 import (
 	"cmp"
 	"math"
-	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ type spread struct {
 	fshift uint     // fine range of a composite key: key >> fshift
 	table  []uint16 // fine range -> partition
 	base   []uint64 // per partition: its first key; a key's offset from it fits 32 bits
+	weight []int    // per partition: its share of the sample (and a little)
 	block  int      // slots per block
 
 	keys []uint32  // offset of each key from its partition's base, block by block
@@ -39,23 +39,17 @@ type spread struct {
 	free   []int32   // blocks evicted to disk, to hand out again
 	disk   *spillStore
 
-	// per partition: whether sortParts left it to fold through a state
-	// per key (see sortPart) rather than sorted it.
-	viaCells []bool
-
-	// The hottest partitions fold their keys as they arrive (see fileShare).
-	hot   []int32   // per partition: index of its first cell, or -1 (nil: none is hot)
-	cells []hotCell // the hot partitions' cells, a key of their ranges each
+	// per partition: its tiles, when it was folded through cells rather
+	// than sorted (see sortPart); nil otherwise.
+	folded [][]cellTile
 }
 
-// hotCell is the state of a key of a hot partition: its events, those with
-// a value, and their sum, in arrival order, as addEvent keeps them when
-// sumOnly.
-type hotCell struct {
-	count, n int64
-	sum      float64
+// cellTile is a tile of a partition folded through cells: its key's offset
+// in the partition and its state.
+type cellTile struct {
+	off uint32
+	st  aggregate.State
 }
-
 
 type head struct{ pos, end int }
 
@@ -73,11 +67,9 @@ const maxParts = 1 << 14
 // about events of them (at most maxSlots, when above 0: a spread that
 // spills) and cut into at least minParts partitions, where the keys allow,
 // by the keys of sample, a sample of a share (0 to 1) of the keys to come;
-// the rest are assumed spread evenly. With hot, the partitions whose keys
-// the sample shows repeating most fold them as they arrive, into states of
-// count, n and sum (see fileShare). It returns nil when the keys are too
+// the rest are assumed spread evenly. It returns nil when the keys are too
 // wide for it.
-func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int, hot bool) *spread {
+func newSpread(width int, events int, sample []uint64, share float64, withValues bool, maxSlots, minParts int) *spread {
 	fine := min(width, fineBits)
 	fshift := uint(width - fine)
 	if fshift > 32 {
@@ -111,23 +103,21 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 	for f, w := range weight {
 		if f == 0 || (acc+w > target && acc > 0 && len(s.base) < maxParts) || ranges == maxRanges {
 			s.base = append(s.base, uint64(f)<<fshift)
+			s.weight = append(s.weight, 0)
 			acc, ranges = 0, 0
 		}
 		s.table[f] = uint16(len(s.base) - 1)
+		s.weight[len(s.weight)-1] += w
 		acc += w
 		ranges++
 	}
 	n := len(s.base)
 	s.heads, s.chains = make([]head, n), make([][]int32, n)
-	sparse := events
-	if hot {
-		sparse = s.makeHot(sample, share, events)
-	}
 	// Blocks of about a quarter of a partition's expected keys, within
 	// bounds: few blocks per partition to chain, and little room left
 	// unused in the last block of each.
-	s.block = min(1024, max(64, sparse/n/4))
-	slots := sparse + sparse/16 + min(n, sparse/s.block+1)*s.block
+	s.block = min(1024, max(64, events/n/4))
+	slots := events + events/16 + min(n, events/s.block+1)*s.block
 	if maxSlots > 0 && slots > maxSlots {
 		// Room for a block being filled per partition and as many to
 		// evict, at least.
@@ -139,68 +129,6 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 		s.vals = make([]float64, slots)
 	}
 	return s
-}
-
-// hotKeys bounds the keys of the hot partitions, all together: their
-// cells (24 bytes each) stay in a core's L2 cache while keys arrive at
-// random among them.
-const hotKeys = 1 << 14
-
-// makeHot makes hot the partitions whose keys repeat most in the sample of
-// the first batch (a share of the events), those whose keys in that batch
-// alone are at least two per key of their range, the densest first, within
-// hotKeys keys in all; it returns how many of the events to come may fall
-// in the other partitions.
-func (s *spread) makeHot(sample []uint64, share float64, events int) int {
-	if len(sample) == 0 {
-		return events
-	}
-	hits := make([]int, len(s.base))
-	for _, c := range sample {
-		d, _ := s.part(c)
-		hits[d]++
-	}
-	// Events a sampled key stands for, in the first batch alone: the
-	// batches to come may hold other keys (files sorted by key).
-	per := share * float64(events) / float64(len(sample))
-	var cand []int
-	for d, h := range hits {
-		if span := s.span(d); span <= hotKeys && float64(h)*per >= 2*float64(span) {
-			cand = append(cand, d)
-		}
-	}
-	slices.SortFunc(cand, func(a, b int) int {
-		return cmp.Compare(float64(hits[b])/float64(s.span(b)), float64(hits[a])/float64(s.span(a)))
-	})
-	cells, sparse := 0, events
-	for _, d := range cand {
-		span := int(s.span(d))
-		if cells+span > hotKeys {
-			continue
-		}
-		if s.hot == nil {
-			s.hot = make([]int32, len(s.base))
-			for i := range s.hot {
-				s.hot[i] = -1
-			}
-		}
-		s.hot[d] = int32(cells)
-		cells += span
-		sparse -= int(float64(hits[d]) * per)
-	}
-	if s.hot != nil {
-		s.cells = make([]hotCell, cells)
-	}
-	return max(sparse, events/16)
-}
-
-// hotCells returns the cells of partition d, nil unless it is hot.
-func (s *spread) hotCells(d int) []hotCell {
-	if s.hot == nil || s.hot[d] < 0 {
-		return nil
-	}
-	o := int(s.hot[d])
-	return s.cells[o : o+int(s.span(d))]
 }
 
 // part returns the partition of composite key c and c's offset in it.
@@ -239,12 +167,50 @@ func (s *spread) grow(d int) {
 // file adds composite keys cs (skipped aside) to their partitions, with
 // their values (nil: none; valid nil: every value valid).
 func (s *spread) file(cs []uint64, vals []float64, valid []bool) {
-	s.fileShare(cs, vals, valid, 0, len(s.heads), s.grow)
+	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
+	for i, c := range cs {
+		if c == skipped {
+			continue
+		}
+		d := table[c>>fshift]
+		h := &heads[d]
+		if h.pos == h.end {
+			s.grow(int(d))
+			keys, out = s.keys, s.vals
+		}
+		keys[h.pos] = uint32(c - base[d])
+		if vals != nil {
+			v := vals[i]
+			if valid != nil && !valid[i] {
+				v = math.NaN()
+			}
+			out[h.pos] = v
+		}
+		h.pos++
+	}
 }
 
-// len returns the keys partition d holds (none when it is hot).
-func (s *spread) len(d int) int {
+// mark is where each partition stood: what a spread holds before a batch
+// that proved it wrong.
+type mark struct {
+	heads  []head
+	chains []int
+}
+
+func (s *spread) mark() mark {
+	m := mark{heads: slices.Clone(s.heads), chains: make([]int, len(s.chains))}
+	for d, c := range s.chains {
+		m.chains[d] = len(c)
+	}
+	return m
+}
+
+// len returns the keys of partition d up to m (nil: all of them).
+func (s *spread) len(d int, m *mark) int {
 	c, h := s.chains[d], s.heads[d]
+	if m != nil {
+		c, h = c[:m.chains[d]], m.heads[d]
+	}
 	if len(c) == 0 {
 		return 0
 	}
@@ -270,29 +236,24 @@ func (s *spread) composite(d int, off uint32) uint64 {
 	return s.base[d] + uint64(off)
 }
 
-// sortParts sorts each partition by offset, stably, in place, on up to
-// workers cores, and returns the tiles (distinct keys) of each. A hot
-// partition holds no keys, but cells; a partition left to fold through a
-// state per key (viaCells) keeps its keys in arrival order.
-func (s *spread) sortParts(workers int) []int {
+// sortParts sorts each partition by offset, stably, in place, on up
+// to workers cores, or folds it (see sortPart) into the partial states of
+// needs, and returns the tiles (distinct keys) of each. A folded partition
+// keeps its keys in arrival order, and its tiles in s.folded until fold
+// writes them.
+func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	parts := len(s.chains)
 	tiles := make([]int, parts)
-	s.viaCells = make([]bool, parts)
+	s.folded = make([][]cellTile, parts)
 	// Largest partitions first, so that a heavy key's partition does not
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
 	for d := range parts {
-		if cells := s.hotCells(d); cells != nil {
-			for i := range cells {
-				if cells[i].count > 0 {
-					tiles[d]++
-				}
-			}
-		} else if s.len(d) > 0 {
+		if s.len(d, nil) > 0 {
 			order = append(order, d)
 		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b), s.len(a)) })
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b, nil), s.len(a, nil)) })
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(order)) {
@@ -304,7 +265,7 @@ func (s *spread) sortParts(workers int) []int {
 					return
 				}
 				d := order[i]
-				tiles[d] = s.sortPart(d, &sc)
+				tiles[d] = s.sortPart(d, &sc, needs)
 			}
 		})
 	}
@@ -317,7 +278,7 @@ type scratch struct {
 	keys, tmpK []uint32
 	vals, tmpV []float64
 	none       []struct{}
-	seen       []uint64 // a bit per key of a partition's range; all zero between partitions
+	cells      []aggregate.State // all zero between partitions
 }
 
 func (sc *scratch) size(n int, withValues bool) {
@@ -334,7 +295,7 @@ func (sc *scratch) size(n int, withValues bool) {
 
 // gather copies partition d's keys (and values) into sc, in order.
 func (s *spread) gather(d int, sc *scratch) (keys []uint32, vals []float64) {
-	n := s.len(d)
+	n := s.len(d, nil)
 	sc.size(n, s.vals != nil)
 	keys = sc.keys[:0]
 	if s.vals != nil {
@@ -364,27 +325,12 @@ func (s *spread) span(d int) uint64 {
 
 // sortPart sorts partition d in place and counts its distinct keys; or,
 // when d holds at least as many keys as its range spans (a heavy key's
-// buckets), only counts them and marks it viaCells: a fold through a
-// state per key of its range, in arrival order (see foldCells), gives what
-// a sort and a fold would, at the cost of one pass over the keys.
-func (s *spread) sortPart(d int, sc *scratch) int {
-	if span := s.span(d); span <= cellKeys && uint64(s.len(d)) >= span {
-		s.viaCells[d] = true
-		if len(sc.seen) == 0 {
-			sc.seen = make([]uint64, cellKeys/64)
-		}
-		seen := sc.seen[:(span+63)/64]
-		s.each(d, s.len(d), func(lo, hi int) {
-			for _, k := range s.keys[lo:hi] {
-				seen[k>>6] |= 1 << (k & 63)
-			}
-		})
-		tiles := 0
-		for i, w := range seen {
-			tiles += bits.OnesCount64(w)
-			seen[i] = 0
-		}
-		return tiles
+// buckets), folds them into a state per key of the range instead, in
+// arrival order, and keeps its tiles in s.folded: what a sort and a fold
+// would give, at the cost of one pass over the keys.
+func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
+	if span := s.span(d); span <= cellKeys && uint64(s.len(d, nil)) >= span {
+		return s.foldCells(d, int(span), sc, needs)
 	}
 	keys, vals := s.gather(d, sc)
 	n := len(keys)
@@ -412,125 +358,45 @@ func (s *spread) sortPart(d int, sc *scratch) int {
 	return tiles
 }
 
-// foldCells folds the keys of partition d, and their values, into cells,
-// a state per key of its range, in arrival order, as addEvent folds them.
-func (s *spread) foldCells(d int, cells []aggregate.State, sumOnly bool) {
+// foldCells folds the keys of partition d, which span keys of range, into
+// a state per key in sc.cells, in arrival order, and keeps those that
+// received a key, in key order, as s.folded[d]; it returns how many.
+func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
+	if len(sc.cells) < span {
+		sc.cells = make([]aggregate.State, cellKeys)
+	}
+	cells := sc.cells[:span]
 	withValues := s.vals != nil
-	s.each(d, s.len(d), func(lo, hi int) {
+	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
+	tiles := 0
+	s.each(d, s.len(d, nil), func(lo, hi int) {
 		keys := s.keys[lo:hi]
 		if !withValues {
 			for _, k := range keys {
-				cells[k].Count++
+				st := &cells[k]
+				if st.Count == 0 {
+					tiles++
+				}
+				st.Count++
 			}
 			return
 		}
 		vals := s.vals[lo:hi]
 		for i, k := range keys {
-			addEvent(&cells[k], vals[i], true, sumOnly)
+			st := &cells[k]
+			if st.Count == 0 {
+				tiles++
+			}
+			addEvent(st, vals[i], true, sumOnly)
 		}
 	})
-}
-
-// fileShare is file for the keys of partitions [dlo, dhi) alone (one of
-// several cores filing the same keys at once, each for its own
-// partitions), with newBlock to give a partition its next block. The keys
-// of a hot partition fold into its cells as they arrive, in arrival order,
-// as addEvent would fold them (sumOnly): what a hot partition would have
-// cost to hold, sort and fold is spared for the keys that arrive most.
-func (s *spread) fileShare(cs []uint64, vals []float64, valid []bool, dlo, dhi int, newBlock func(d int)) {
-	keys, out, heads, table, base, fshift := s.keys, s.vals, s.heads, s.table, s.base, s.fshift
-	hot, cells := s.hot, s.cells
-	for i, c := range cs {
-		if c == skipped {
-			continue
-		}
-		d := int(table[c>>fshift])
-		if d < dlo || d >= dhi {
-			continue
-		}
-		if hot != nil {
-			if o := hot[d]; o >= 0 {
-				cl := &cells[int(o)+int(c-base[d])]
-				cl.count++
-				if vals != nil && (valid == nil || valid[i]) {
-					if v := vals[i]; v == v {
-						if cl.n == 0 {
-							cl.sum = v
-						} else {
-							cl.sum += v
-						}
-						cl.n++
-					}
-				}
-				continue
-			}
-		}
-		h := &heads[d]
-		if h.pos == h.end {
-			newBlock(d)
-			keys, out = s.keys, s.vals
-		}
-		keys[h.pos] = uint32(c - base[d])
-		if vals != nil {
-			v := vals[i]
-			if valid != nil && !valid[i] {
-				v = math.NaN()
-			}
-			out[h.pos] = v
-		}
-		h.pos++
-	}
-}
-
-// total returns the keys the spread took: held, or folded into hot cells.
-func (s *spread) total() int {
-	n := 0
-	for d := range s.chains {
-		n += s.len(d)
-	}
-	for _, cl := range s.cells {
-		n += int(cl.count)
-	}
-	return n
-}
-
-// reserve grows the slab, if need be, to hold slots keys.
-func (s *spread) reserve(slots int) {
-	if extra := slots - len(s.keys); extra > 0 {
-		s.keys = append(s.keys, make([]uint32, extra)...)
-		if s.vals != nil {
-			s.vals = append(s.vals, make([]float64, extra)...)
+	out := make([]cellTile, 0, tiles)
+	for k := range cells {
+		if cells[k].Count > 0 {
+			out = append(out, cellTile{off: uint32(k), st: cells[k]})
+			cells[k] = aggregate.State{}
 		}
 	}
-}
-
-// takeBlock gives partition d block b of the slab, which must exist.
-func (s *spread) takeBlock(d, b int) {
-	s.chains[d] = append(s.chains[d], int32(b))
-	s.heads[d] = head{pos: b * s.block, end: (b + 1) * s.block}
-}
-
-// shares cuts the partitions into up to workers contiguous ranges holding
-// about equal shares of the keys held so far (hot partitions weigh as
-// much as their cells hold), and returns the cuts: range w is [cuts[w],
-// cuts[w+1]).
-func (s *spread) shares(workers int) []int {
-	weight := make([]int, len(s.heads))
-	total := 0
-	for d := range weight {
-		weight[d] = s.len(d) + 1
-		for _, cl := range s.hotCells(d) {
-			weight[d] += int(cl.count)
-		}
-		total += weight[d]
-	}
-	cuts := []int{0}
-	acc := 0
-	for d, w := range weight {
-		acc += w
-		if len(cuts) < workers && acc >= total*len(cuts)/workers && d+1 < len(weight) {
-			cuts = append(cuts, d+1)
-		}
-	}
-	return append(cuts, len(weight))
+	s.folded[d] = out
+	return tiles
 }
