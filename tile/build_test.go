@@ -463,3 +463,35 @@ func TestSortByKeySplit(t *testing.T) {
 		}
 	}
 }
+
+// TestConcat: batches joined, small (on one core) or large (on several),
+// hold every event of each batch in order, a batch without valid flags
+// read as all valid, empty batches of the other key kind left out.
+func TestConcat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(71, 72))
+	for _, total := range []int{1000, 3 * partEvents} {
+		for _, str := range []bool{false, true} {
+			var batches []*Events
+			var want Events
+			want.Keys.String = str
+			for n := 0; n < total; {
+				m := min(total-n, 1+rng.IntN(total/3))
+				b := genEvents(rng, m, str, true, rng.IntN(2) == 0)
+				batches = append(batches, b, &Events{Keys: Keys{String: !str}})
+				want.TS = append(want.TS, b.TS...)
+				want.Keys.Int = append(want.Keys.Int, b.Keys.Int...)
+				want.Keys.Str = append(want.Keys.Str, b.Keys.Str...)
+				want.Values = append(want.Values, b.Values...)
+				for i := range m {
+					want.Valid = append(want.Valid, b.Valid == nil || b.Valid[i])
+				}
+				n += m
+			}
+			got := Concat(batches)
+			if got.Keys.String != str || !slices.Equal(got.TS, want.TS) || !slices.Equal(got.Keys.Int, want.Keys.Int) ||
+				!slices.Equal(got.Keys.Str, want.Keys.Str) || !slices.Equal(got.Values, want.Values) || !slices.Equal(got.Valid, want.Valid) {
+				t.Fatalf("%d events in %d batches, string keys %v: the join differs", total, len(batches), str)
+			}
+		}
+	}
+}
