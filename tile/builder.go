@@ -151,6 +151,7 @@ func (b *Builder) Add(ev *Events) {
 		// events scanned before it (as one batch at their buckets' starts)
 		// and this batch on.
 		b.batches = append(b.batches, b.scanned(&m))
+		b.sp.release()
 		b.streaming, b.sp = false, nil
 	}
 	b.batches = append(b.batches, ev)
@@ -158,6 +159,9 @@ func (b *Builder) Add(ev *Events) {
 
 // drop lets go of everything a builder that spills holds, once it stopped.
 func (b *Builder) drop() {
+	if b.sp != nil {
+		b.sp.release()
+	}
 	b.streaming, b.batches = false, nil
 	if b.sp != nil && b.sp.disk != nil {
 		_ = b.sp.disk.close()
@@ -435,6 +439,7 @@ func (b *Builder) finish(s *spread) *Set {
 	}
 	out := &Set{Needs: b.needs}
 	if n == 0 {
+		s.release()
 		return out
 	}
 	workers := partsFor(n)
@@ -464,6 +469,7 @@ func (b *Builder) finish(s *spread) *Set {
 		})
 	}
 	wg.Wait()
+	s.release()
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // spread holds composite keys (and their values) as they arrive, already
@@ -38,6 +39,8 @@ type spread struct {
 	used   int       // blocks handed out
 	free   []int32   // blocks evicted to disk, to hand out again
 	disk   *spillStore
+
+	unadvise func() // withdraws the request for huge pages under the slab; nil when none
 
 	// per partition: its tiles, when it was folded through cells rather
 	// than sorted (see sortPart); nil otherwise.
@@ -128,7 +131,29 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 	if withValues {
 		s.vals = make([]float64, slots)
 	}
+	if maxSlots == 0 {
+		s.advise()
+	}
 	return s
+}
+
+// advise asks for huge pages under the slab, which keys fill at random
+// across its partitions' blocks: a page fault per 2 MiB rather than per 4
+// KiB the first time it is written, and fewer TLB misses. (A 20M-event
+// backfill in a fresh process on a virtual machine: 18% less time.) A
+// spread that spills keeps its slab small, and asks for none.
+func (s *spread) advise() {
+	k, v := hugepage.Advise(s.keys), hugepage.Advise(s.vals)
+	s.unadvise = func() { k(); v() }
+}
+
+// release withdraws the request for huge pages under the slab, if any,
+// once the spread is done with it: the memory goes back to the Go heap.
+func (s *spread) release() {
+	if s.unadvise != nil {
+		s.unadvise()
+		s.unadvise = nil
+	}
 }
 
 // part returns the partition of composite key c and c's offset in it.
@@ -155,9 +180,14 @@ func (s *spread) grow(d int) {
 	s.used++
 	if need := s.used * s.block; need > len(s.keys) {
 		n := need + need/4
+		advised := s.unadvise != nil
+		s.release()
 		s.keys = append(s.keys, make([]uint32, n-len(s.keys))...)
 		if s.vals != nil {
 			s.vals = append(s.vals, make([]float64, n-len(s.vals))...)
+		}
+		if advised {
+			s.advise()
 		}
 	}
 	s.chains[d] = append(s.chains[d], int32(b))

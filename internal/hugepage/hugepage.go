@@ -1,0 +1,45 @@
+// Package hugepage asks the kernel to back a large buffer with huge pages
+// where it can (Linux, with transparent huge pages set to "madvise" or
+// "always"): a buffer of hundreds of megabytes then takes one page fault per
+// 2 MiB instead of one per 4 KiB the first time it is written, and fewer TLB
+// misses when written at random. Where a virtual machine makes page faults
+// dear, that is a large share of a backfill's time. Elsewhere Advise does
+// nothing.
+package hugepage
+
+import "unsafe"
+
+// hugeSize is the size of a huge page on the platforms that have them.
+const hugeSize = 2 << 20
+
+// Advise asks for huge pages under the whole 2 MiB pages inside x, before
+// x is first written, and returns a function that withdraws the request,
+// to call once x is no longer used (the memory goes back to the Go heap,
+// which manages its own pages). A buffer too small to hold a whole huge
+// page is left alone.
+func Advise[T any](x []T) (release func()) {
+	b := wholePages(x)
+	if len(b) == 0 {
+		return func() {}
+	}
+	if !advise(b, true) {
+		return func() {}
+	}
+	return func() { advise(b, false) }
+}
+
+// wholePages returns the bytes of the whole huge pages inside x, none when
+// it holds none.
+func wholePages[T any](x []T) []byte {
+	if len(x) == 0 {
+		return nil
+	}
+	all := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), uintptr(len(x))*unsafe.Sizeof(x[0]))
+	p := uintptr(unsafe.Pointer(&x[0]))
+	lo := int((p+hugeSize-1)&^(hugeSize-1) - p)
+	hi := int((p+uintptr(len(all)))&^(hugeSize-1) - p)
+	if hi <= lo {
+		return nil
+	}
+	return all[lo:hi]
+}
