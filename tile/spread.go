@@ -140,7 +140,7 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 // advise asks for huge pages under the slab, which keys fill at random
 // across its partitions' blocks: a page fault per 2 MiB rather than per 4
 // KiB the first time it is written, and fewer TLB misses. (A 20M-event
-// backfill in a fresh process on a virtual machine: 18% less time.) A
+// backfill in a fresh process on a virtual machine: 13-18% less time.) A
 // spread that spills keeps its slab small, and asks for none.
 func (s *spread) advise() {
 	k, v := hugepage.Advise(s.keys), hugepage.Advise(s.vals)
