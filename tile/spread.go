@@ -398,28 +398,25 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 	cells := sc.cells[:span]
 	withValues := s.vals != nil
 	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
-	tiles := 0
 	s.each(d, s.len(d, nil), func(lo, hi int) {
 		keys := s.keys[lo:hi]
 		if !withValues {
 			for _, k := range keys {
-				st := &cells[k]
-				if st.Count == 0 {
-					tiles++
-				}
-				st.Count++
+				cells[k].Count++
 			}
 			return
 		}
 		vals := s.vals[lo:hi]
 		for i, k := range keys {
-			st := &cells[k]
-			if st.Count == 0 {
-				tiles++
-			}
-			addEvent(st, vals[i], true, sumOnly)
+			addEvent(&cells[k], vals[i], true, sumOnly)
 		}
 	})
+	tiles := 0
+	for k := range cells {
+		if cells[k].Count > 0 {
+			tiles++
+		}
+	}
 	out := make([]cellTile, 0, tiles)
 	for k := range cells {
 		if cells[k].Count > 0 {
