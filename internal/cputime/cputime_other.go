@@ -9,3 +9,6 @@ import "time"
 
 // Process returns 0: the CPU time is not read on this platform.
 func Process() time.Duration { return 0 }
+
+// Faults returns 0: page faults are not read on this platform.
+func Faults() int64 { return 0 }
