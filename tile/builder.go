@@ -386,7 +386,8 @@ func (b *Builder) numberFar(keys, tss []int64, cs []uint64) bool {
 }
 
 // Finish returns the tiles of every batch added, sorted by (key, bucket
-// start), as Build would return them for the batches joined.
+// start), as Build would return them for the batches joined. It is called
+// once: the builder lets go of what it held.
 func (b *Builder) Finish() *Set {
 	if !b.streaming {
 		n := 0

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -200,8 +201,9 @@ func TestSpreadSort(t *testing.T) {
 		return rng.Uint64N(1 << width)
 	}
 	// Room for fewer keys than come (the slab grows), and for more (many
-	// partitions, a few keys each).
-	for _, c := range []struct{ n, room int }{{0, 1 << 16}, {1, 1 << 16}, {5000, 1 << 16}, {1 << 17, 1 << 16}, {1 << 17, 1 << 20}} {
+	// partitions, a few keys each); slabs on the heap and, from 2 MiB,
+	// mapped outside it, growing too.
+	for _, c := range []struct{ n, room int }{{0, 1 << 16}, {1, 1 << 16}, {5000, 1 << 16}, {1 << 17, 1 << 16}, {1 << 17, 1 << 20}, {1 << 20, 1 << 19}} {
 		n := c.n
 		var sample []uint64
 		for i := range n / 10 {
@@ -210,6 +212,9 @@ func TestSpreadSort(t *testing.T) {
 		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
+		}
+		if runtime.GOOS == "linux" && c.room >= 1<<19 && s.unmap == nil {
+			t.Fatalf("room %d: the slab is not mapped outside the heap", c.room)
 		}
 		// Filed in chunks of several sizes, some skipped.
 		var in []uint64
@@ -296,6 +301,10 @@ func TestSpreadSort(t *testing.T) {
 		slices.Sort(in)
 		if !slices.Equal(got, in) {
 			t.Fatalf("n %d: the spread holds %d keys, want the %d added", n, len(got), len(in))
+		}
+		s.release()
+		if s.keys != nil || s.vals != nil {
+			t.Fatalf("n %d: a released spread keeps its slab", n)
 		}
 	}
 }

@@ -12,3 +12,21 @@ func advise(b []byte, on bool) bool {
 	}
 	return syscall.Madvise(b, advice) == nil
 }
+
+// mapFresh maps size bytes of fresh, zero memory outside the Go heap, with
+// the whole huge pages inside it asked for before anything touches them;
+// it returns nil when the kernel refuses the mapping.
+func mapFresh(size int) (b []byte, unmap func()) {
+	m, err := syscall.Mmap(-1, 0, size+hugeSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, nil
+	}
+	// Start on a huge page boundary, so that the pages of the buffer are
+	// whole huge pages but for its tail.
+	lo := alignUp(m)
+	b = m[lo : lo+size : lo+size]
+	if whole := wholePages(b); len(whole) > 0 {
+		advise(whole, true)
+	}
+	return b, func() { _ = syscall.Munmap(m) }
+}

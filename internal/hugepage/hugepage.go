@@ -43,3 +43,37 @@ func wholePages[T any](x []T) []byte {
 	}
 	return all[lo:hi]
 }
+
+// Elem is what a buffer of Alloc may hold: plain numbers, which the garbage
+// collector need not scan.
+type Elem interface {
+	~uint8 | ~uint16 | ~uint32 | ~uint64 | ~int8 | ~int16 | ~int32 | ~int64 | ~float32 | ~float64
+}
+
+// Alloc returns a zero buffer of n elements outside the Go heap, mapped
+// afresh with huge pages asked for before it is first written, and a
+// function that unmaps it, which the caller must call once, when nothing
+// uses the buffer any more (a use after it faults). A buffer of the Go heap
+// costs more: when the heap reuses memory it clears it first, a page fault
+// per 4 KiB where the memory went back to the kernel, before the caller
+// writes it again. Where memory cannot be mapped (another platform, a
+// refused mapping) or need not be (less than a huge page), it is a buffer of
+// the Go heap and free does nothing.
+func Alloc[T Elem](n int) (x []T, free func()) {
+	var zero T
+	size := n * int(unsafe.Sizeof(zero))
+	if n <= 0 || size/int(unsafe.Sizeof(zero)) != n || size < hugeSize {
+		return make([]T, max(n, 0)), func() {}
+	}
+	b, unmap := mapFresh(size)
+	if b == nil {
+		return make([]T, n), func() {}
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n), unmap
+}
+
+// alignUp returns the offset of the first huge page boundary in b.
+func alignUp(b []byte) int {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return int((p+hugeSize-1)&^(hugeSize-1) - p)
+}

@@ -76,3 +76,40 @@ func vmFlags(t *testing.T, a uintptr) string {
 	t.Fatalf("no mapping holds %#x", a)
 	return ""
 }
+
+// TestAlloc: a buffer of Alloc holds n zero elements that keep what is
+// written to them until it is freed; on Linux a large one lies outside the
+// Go heap, starting on a huge page with the request for huge pages taken,
+// and small or empty ones come from the heap.
+func TestAlloc(t *testing.T) {
+	for _, n := range []int{0, 1, 1000, hugeSize / 8, 3*hugeSize/8 + 5} {
+		x, free := Alloc[float64](n)
+		if len(x) != n {
+			t.Fatalf("Alloc(%d) has %d elements", n, len(x))
+		}
+		for i, v := range x {
+			if v != 0 {
+				t.Fatalf("Alloc(%d)[%d] = %v, not zero", n, i, v)
+			}
+			x[i] = float64(i) + 0.5
+		}
+		for i, v := range x {
+			if v != float64(i)+0.5 {
+				t.Fatalf("Alloc(%d)[%d] = %v after writing", n, i, v)
+			}
+		}
+		if runtime.GOOS == "linux" && n*8 >= hugeSize {
+			p := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
+			if p%hugeSize != 0 {
+				t.Errorf("Alloc(%d) starts at %#x, inside a huge page", n, p)
+			}
+			if flags := vmFlags(t, p); !strings.Contains(flags, " hg") && advise(wholePages(x), true) {
+				t.Errorf("Alloc(%d): VmFlags%s, no huge page request", n, flags)
+			}
+		}
+		free()
+	}
+	ints, free := Alloc[uint32](1 << 20)
+	ints[len(ints)-1] = 7
+	free()
+}
