@@ -121,7 +121,7 @@ func topColumns(pf *parquet.File) []string {
 
 // readParquet reads the requested columns of one Parquet file. It returns the
 // table and the compressed bytes of the column chunks read.
-func readParquet(name string, req []Request) (t *Table, nbytes int64, err error) {
+func readParquet(name string, req []Request, bufs *buffers) (t *Table, nbytes int64, err error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", name, err)
@@ -193,7 +193,7 @@ func readParquet(name string, req []Request) (t *Table, nbytes int64, err error)
 					errs[i] = fmt.Errorf("read %s: column %q: corrupt Parquet file: %v", name, req[i].Name, r)
 				}
 			}()
-			c, err := readParquetColumn(cols[i], int(rows))
+			c, err := readParquetColumn(cols[i], int(rows), bufs)
 			if err != nil {
 				errs[i] = fmt.Errorf("read %s: column %q: %w", name, req[i].Name, err)
 				return
@@ -221,11 +221,12 @@ type columnReader struct {
 
 	lastDict parquet.Dictionary // dictionary whose strings are in dictStrs
 	dictStrs []string
+	bufs     *buffers // memory to decode into; nil: fresh
 }
 
 // readParquetColumn reads every page of col, in all row groups, into a
-// column of its native kind.
-func readParquetColumn(col *parquet.Column, rows int) (*Column, error) {
+// column of its native kind, in memory from bufs where it has some.
+func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, error) {
 	pt, err := typeOf(col)
 	if err != nil {
 		return nil, err
@@ -236,16 +237,17 @@ func readParquetColumn(col *parquet.Column, rows int) (*Column, error) {
 		maxDef: byte(col.MaxDefinitionLevel()),
 		rows:   rows,
 		col:    &Column{Name: col.Name(), Kind: pt.kind},
+		bufs:   bufs,
 	}
 	switch {
 	case r.phys == parquet.Float || r.phys == parquet.Double:
-		r.col.Floats = make([]float64, rows)
+		r.col.Floats = bufs.float64s(rows)
 	case r.phys == parquet.ByteArray:
 		r.col.Strs = make([]string, rows)
 	case r.phys == parquet.Boolean:
-		r.col.Bools = make([]bool, rows)
+		r.col.Bools = bufs.bools(rows)
 	default:
-		r.col.Ints = make([]int64, rows)
+		r.col.Ints = bufs.int64s(rows)
 	}
 	pages := col.Pages()
 	defer pages.Close()
@@ -420,7 +422,7 @@ func int96Micros(v deprecated.Int96) int64 {
 func (r *columnReader) expandNulls(defs []byte, lo, n, nonNull int) {
 	c := r.col
 	if c.Valid == nil {
-		c.Valid = make([]bool, r.rows)
+		c.Valid = r.bufs.bools(r.rows)
 		fillTrue(c.Valid[:lo])
 	}
 	valid := c.Valid[lo : lo+n]

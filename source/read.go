@@ -34,7 +34,7 @@ func Read(path string, req []Request, opt Options) (*Table, error) {
 	first := 0
 	if req == nil {
 		// The first file decides the column set.
-		tables[0], byteCounts[0], errs[0] = readFile(files[0], nil)
+		tables[0], byteCounts[0], errs[0] = readFile(files[0], nil, nil)
 		if errs[0] != nil {
 			return nil, errs[0]
 		}
@@ -53,7 +53,7 @@ func Read(path string, req []Request, opt Options) (*Table, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tables[i], byteCounts[i], errs[i] = readFile(files[i], req)
+			tables[i], byteCounts[i], errs[i] = readFile(files[i], req, nil)
 		}()
 	}
 	wg.Wait()
@@ -73,10 +73,10 @@ func Read(path string, req []Request, opt Options) (*Table, error) {
 }
 
 // readFile reads one file, choosing the format by its extension.
-func readFile(name string, req []Request) (*Table, int64, error) {
+func readFile(name string, req []Request, bufs *buffers) (*Table, int64, error) {
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".parquet":
-		return readParquet(name, req)
+		return readParquet(name, req, bufs)
 	case ".csv":
 		return readCSV(name, req)
 	}

@@ -14,7 +14,8 @@ import (
 // Stream reads the requested columns of every file that path names, like
 // Read, but hands them to fn one file at a time, in name order, while the
 // next files decode: memory holds a few files' columns, never the whole
-// source. A table passed to fn is fn's to keep. Errors are Read's; a column
+// source. A table passed to fn is fn's to keep, unless fn calls its Release:
+// later files then decode into its memory. Errors are Read's; a column
 // whose kind differs from the first file's stops the stream at that file,
 // after fn has seen the files before it. fn's error stops the stream and is
 // returned as is.
@@ -41,6 +42,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		results[i] = make(chan result, 1)
 	}
 	tokens := make(chan struct{}, ahead)
+	bufs := &buffers{}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -51,12 +53,15 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 				return
 			}
 			go func() {
-				t, n, err := readFile(name, req)
+				t, n, err := readFile(name, req, bufs)
+				if t != nil {
+					t.pool = bufs
+				}
 				results[i] <- result{t, n, err}
 			}()
 		}
 	}()
-	var base *Table
+	var base []Kind // of the first file's columns
 	baseFile := ""
 	for i, name := range files {
 		if err := ctx.Err(); err != nil {
@@ -79,10 +84,13 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		}
 		if r.t.Rows > 0 {
 			if base == nil {
-				base, baseFile = r.t, name
+				baseFile = name
+				for _, c := range r.t.Columns {
+					base = append(base, c.Kind)
+				}
 			} else {
 				for j, rq := range req {
-					if err := sameKind(rq, base.Columns[j].Kind, baseFile, r.t.Columns[j].Kind, name); err != nil {
+					if err := sameKind(rq, base[j], baseFile, r.t.Columns[j].Kind, name); err != nil {
 						return err
 					}
 				}

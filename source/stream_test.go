@@ -103,3 +103,62 @@ func TestStreamErrors(t *testing.T) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }
+
+// TestStreamRelease: files decoded into the memory of tables released
+// before them read as Read reads each file, whatever the earlier files
+// held there: larger or smaller files, nulls in some files and pages and
+// not in others. Released memory is decoded into again.
+func TestStreamRelease(t *testing.T) {
+	dir := t.TempDir()
+	sizes := []int{3000, 500, 4000, 100000, 1200, 100000, 3100, 700}
+	for f, n := range sizes {
+		k := &Column{Name: "k", Kind: Int64}
+		v := &Column{Name: "v", Kind: Float64}
+		b := &Column{Name: "b", Kind: Bool}
+		for i := range n {
+			k.Ints = append(k.Ints, int64(f*10000+i))
+			v.Floats = append(v.Floats, float64(i)*1.5-float64(f))
+			b.Bools = append(b.Bools, (i+f)%3 == 0)
+		}
+		if f%2 == 1 { // nulls in odd files, only past the first rows in some
+			v.Valid = make([]bool, n)
+			for i := range v.Valid {
+				v.Valid[i] = i < n/2 && f%4 == 1 || i%7 != 0
+			}
+		}
+		if err := Write(filepath.Join(dir, fmt.Sprintf("part-%02d.parquet", f)), &Table{Rows: n, Columns: []*Column{k, v, b}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := []Request{{"k", Key}, {"v", Value}, {"b", AsIs}}
+	released := map[*int64]bool{}
+	reused := 0
+	err := Stream(context.Background(), dir, req, Options{}, func(file string, tab *Table) error {
+		want := mustRead(t, file, req)
+		if !reflect.DeepEqual(tab.Columns, want.Columns) || tab.Rows != want.Rows {
+			t.Fatalf("%s: streamed into released memory, the table differs from Read's", filepath.Base(file))
+		}
+		p := &tab.Columns[0].Ints[:1][0]
+		if released[p] {
+			reused++
+		}
+		released[p] = true
+		tab.Release()
+		if tab.Columns != nil {
+			t.Fatalf("a released table keeps its columns")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused == 0 {
+		t.Fatalf("no file decoded into the memory of a released one")
+	}
+	// A table that Read returns has nowhere to go: Release leaves it be.
+	tab := mustRead(t, dir, req)
+	tab.Release()
+	if len(tab.Columns) != 3 {
+		t.Fatalf("Release emptied a table of Read")
+	}
+}

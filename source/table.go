@@ -90,6 +90,19 @@ func (c *Column) Text(i int) (string, bool) {
 type Table struct {
 	Columns []*Column
 	Rows    int
+
+	pool *buffers // where Release returns the columns; nil when nowhere
+}
+
+// Release hands the memory of t's columns back to the Stream that decoded
+// t, for its next files: the caller must hold on to nothing of t's columns
+// afterwards (t is left without columns). It does nothing to a table that
+// Read returned.
+func (t *Table) Release() {
+	if t.pool != nil {
+		t.pool.put(t)
+		t.pool = nil
+	}
 }
 
 // Column returns the column called name, or nil if the table has none.

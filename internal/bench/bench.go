@@ -153,7 +153,7 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 	// pay; timed cold, the decode would look slower than it is and the
 	// backfill's ratio to it better.
 	decode := func() error {
-		return source.Stream(ctx, src.Path, decodeReq, source.Options{}, func(string, *source.Table) error { return nil })
+		return source.Stream(ctx, src.Path, decodeReq, source.Options{}, func(_ string, t *source.Table) error { t.Release(); return nil })
 	}
 	if err := decode(); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
