@@ -40,7 +40,7 @@ type objectFormat struct {
 	floats encoding.Encoding
 }
 
-// tileFormat is the format of new tile objects: DELTA_BINARY_PACKED integer
+// defaultFormat is the format of new tile objects: DELTA_BINARY_PACKED integer
 // columns (sorted keys and starts, small counts) in Snappy-compressed pages,
 // encoded at Snappy's usual speed (internal/snappy). On 4.56M tiles (20M
 // sample events, 4h, count and sum; BenchmarkTileCodec, one run): writing
@@ -53,7 +53,12 @@ type objectFormat struct {
 // but makes objects 40% larger; parquet-go's LZ4_RAW does not read back what
 // it writes. Objects written with another codec (older objects used
 // Zstandard) read as before: each column chunk names its codec.
-var tileFormat = objectFormat{codec: snappy.Codec{}, ints: &parquet.DeltaBinaryPacked}
+var defaultFormat = objectFormat{codec: snappy.Codec{}, ints: &parquet.DeltaBinaryPacked}
+
+// tileFormat is the format new tile objects are written in: defaultFormat,
+// whose pages writeTiles writes itself; tests set others, which parquet-go's
+// writer writes.
+var tileFormat = defaultFormat
 
 // maxRowGroups bounds the row groups of one object, and so the size of its
 // record in the manifest (about 250 bytes per row group): larger objects get
@@ -149,7 +154,18 @@ func lookupColumns(schema *parquet.Schema) tileColumns {
 // encodeObject writes tiles [lo, hi) of ts, sorted by (key, Start), as one
 // Parquet object and describes it. name is recorded in the returned Object.
 func encodeObject(name string, ts *tile.Set, lo, hi int, width int64) ([]byte, Object, error) {
-	return encodeObjectAs(name, ts, lo, hi, width, tileFormat)
+	if hi <= lo || tileFormat != defaultFormat {
+		return encodeObjectAs(name, ts, lo, hi, width, tileFormat)
+	}
+	data, groups, footer, err := writeTiles(ts, lo, hi)
+	if err != nil {
+		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
+	}
+	o := describeObject(name, data, ts, lo, hi, width)
+	if err := describeSpans(data, groups, footer, &o, ts, lo, width); err != nil {
+		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
+	}
+	return data, o, nil
 }
 
 // encodeObjectAs is encodeObject in format f.
@@ -196,6 +212,16 @@ func encodeObjectAs(name string, ts *tile.Set, lo, hi int, width int64, f object
 		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
 	}
 	data := buf.Bytes()
+	obj := describeObject(name, data, ts, lo, hi, width)
+	if err := describeRowGroups(data, &obj, ts, lo, width); err != nil {
+		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
+	}
+	return data, obj, nil
+}
+
+// describeObject returns the description of object data holding tiles [lo,
+// hi) of ts, but for its footer and row groups.
+func describeObject(name string, data []byte, ts *tile.Set, lo, hi int, width int64) Object {
 	sum := sha256.Sum256(data)
 	obj := Object{
 		Name:   name,
@@ -209,10 +235,7 @@ func encodeObjectAs(name string, ts *tile.Set, lo, hi int, width int64, f object
 		obj.MinKey, obj.MaxKey = keyText(ts, lo), keyText(ts, hi-1)
 		obj.Keys = distinctKeys(ts, lo, hi)
 	}
-	if err := describeRowGroups(data, &obj, ts, lo, width); err != nil {
-		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
-	}
-	return data, obj, nil
+	return obj
 }
 
 // fillGroup copies tiles [a, b) of ts into the column buffers of one row
@@ -329,11 +352,8 @@ func describeRowGroups(data []byte, o *Object, ts *tile.Set, lo int, width int64
 		return fmt.Errorf("read back: %w", err)
 	}
 	size := int64(len(data))
-	footerLen := int64(binary.LittleEndian.Uint32(data[size-8 : size-4]))
-	o.Footer = size - 8 - footerLen
-	o.FooterSHA256 = sha256Hex(data[o.Footer:])
-	o.RowGroups = nil
-	row := lo
+	footer := size - 8 - int64(binary.LittleEndian.Uint32(data[size-8:size-4]))
+	var groups []span
 	for gi, rg := range f.Metadata().RowGroups {
 		begin, end := int64(math.MaxInt64), int64(0)
 		for _, c := range rg.Columns {
@@ -348,11 +368,25 @@ func describeRowGroups(data []byte, o *Object, ts *tile.Set, lo int, width int64
 		if rg.NumRows == 0 {
 			continue
 		}
-		if begin < 4 || end > o.Footer || begin >= end {
+		if begin < 4 || end > footer || begin >= end {
 			return fmt.Errorf("row group %d spans bytes [%d, %d) outside the data section", gi, begin, end)
 		}
-		n := int(rg.NumRows)
-		g := RowGroup{Offset: begin, Length: end - begin, SHA256: sha256Hex(data[begin:end]), Rows: rg.NumRows,
+		groups = append(groups, span{from: begin, to: end, rows: rg.NumRows})
+	}
+	return describeSpans(data, groups, footer, o, ts, lo, width)
+}
+
+// describeSpans records in o the footer, which starts at byte footer of
+// data, and the row groups, which span groups of data and hold tiles lo,
+// lo+1, ... of ts in turn.
+func describeSpans(data []byte, groups []span, footer int64, o *Object, ts *tile.Set, lo int, width int64) error {
+	o.Footer = footer
+	o.FooterSHA256 = sha256Hex(data[footer:])
+	o.RowGroups = nil
+	row := lo
+	for _, sp := range groups {
+		n := int(sp.rows)
+		g := RowGroup{Offset: sp.from, Length: sp.to - sp.from, SHA256: sha256Hex(data[sp.from:sp.to]), Rows: sp.rows,
 			MinKey: keyText(ts, row), MaxKey: keyText(ts, row+n-1)}
 		g.From, g.To = startRange(ts, row, row+n, width)
 		o.RowGroups = append(o.RowGroups, g)

@@ -1,0 +1,256 @@
+package tilestore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding/delta"
+	"github.com/parquet-go/parquet-go/encoding/thrift"
+	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/tile"
+)
+
+// writeTiles encodes tiles [lo, hi) of ts as a tile object in defaultFormat
+// and returns its bytes, the byte span of each row group and where the
+// footer starts.
+//
+// It writes the pages itself rather than through parquet-go's writer,
+// which copies every value into column buffers, reads them back as
+// parquet.Values, buffers each page twice and grows its output by doubling
+// (BenchmarkEncodeObject, the 4.56M tiles of the 20M-event sample on one
+// core: 0.28 s of CPU against 0.36-0.38 s, and 62 MB allocated against
+// 153 MB; half of what is left is Snappy). The schema and the file's metadata are those
+// parquet-go writes for tileSchema (a file of no rows that it writes once
+// per kind of tile set); each column chunk is one DATA_PAGE_V2 page, with a
+// CRC and the column's minimum and maximum. Readers of every kind read the
+// result (TestWriteTilesReadsBack checks it against parquet-go's writer).
+func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer int64, err error) {
+	tpl, err := templateOf(ts.Needs, ts.Keys.String)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	groupRows := rowGroupRows(hi - lo)
+	w := pageWriter{out: make([]byte, 0, estimateBytes(ts, hi-lo, len(tpl.leaves)))}
+	w.out = append(w.out, "PAR1"...)
+	md := format.FileMetaData{
+		Version: tpl.md.Version, Schema: tpl.md.Schema, NumRows: int64(hi - lo),
+		KeyValueMetadata: tpl.md.KeyValueMetadata, CreatedBy: tpl.md.CreatedBy, ColumnOrders: tpl.md.ColumnOrders,
+	}
+	for a := lo; a < hi; a += groupRows {
+		b := min(a+groupRows, hi)
+		start := int64(len(w.out))
+		rg := format.RowGroup{NumRows: int64(b - a), FileOffset: start, Ordinal: int16(len(md.RowGroups)), SortingColumns: tpl.sorting}
+		for _, leaf := range tpl.leaves {
+			cc, err := w.column(ts, leaf, a, b)
+			if err != nil {
+				return nil, nil, 0, fmt.Errorf("rows %d to %d, column %s: %w", a-lo, b-lo, leaf.name, err)
+			}
+			rg.TotalByteSize += cc.MetaData.TotalUncompressedSize
+			rg.Columns = append(rg.Columns, cc)
+		}
+		rg.TotalCompressedSize = int64(len(w.out)) - start
+		md.RowGroups = append(md.RowGroups, rg)
+		groups = append(groups, span{from: start, to: int64(len(w.out)), rows: int64(b - a)})
+	}
+	meta, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("encode the footer: %w", err)
+	}
+	footer = int64(len(w.out))
+	w.out = append(w.out, meta...)
+	w.out = binary.LittleEndian.AppendUint32(w.out, uint32(len(meta)))
+	w.out = append(w.out, "PAR1"...)
+	return w.out, groups, footer, nil
+}
+
+// span is the bytes [from, to) of an object that hold a row group of rows.
+type span struct{ from, to, rows int64 }
+
+// estimateBytes guesses the size of an object of n tiles of ts with cols
+// columns, from above, so that its buffer seldom grows: the tiles
+// compress to about 8 bytes each; integer columns pack far below 8 bytes a
+// value, doubles do not.
+func estimateBytes(ts *tile.Set, n, cols int) int {
+	per := 8 * (cols - 2)
+	if ts.Keys.String {
+		per += 16
+	}
+	return n*per/2 + 64<<10
+}
+
+// pageWriter appends the pages of an object to out, with scratch room for
+// one page's values and their compressed form.
+type pageWriter struct {
+	out        []byte
+	plain      []byte // a page's values, encoded
+	compressed []byte
+	header     bytes.Buffer
+	strs       []byte   // a page's string keys, one after the other
+	offsets    []uint32 // where each starts in strs, and the end
+}
+
+// column appends the column chunk of leaf for tiles [a, b) as one page and
+// returns its description for the footer.
+func (w *pageWriter) column(ts *tile.Set, leaf leafColumn, a, b int) (format.ColumnChunk, error) {
+	var minV, maxV []byte
+	var err error
+	enc := format.Plain
+	switch {
+	case leaf.name == colKey && ts.Keys.String:
+		keys := ts.Keys.Str[a:b]
+		w.strs, w.offsets = w.strs[:0], append(w.offsets[:0], 0)
+		for _, k := range keys {
+			w.strs = append(w.strs, k...)
+			w.offsets = append(w.offsets, uint32(len(w.strs)))
+		}
+		enc = format.DeltaLengthByteArray
+		if w.plain, err = new(delta.LengthByteArrayEncoding).EncodeByteArray(w.plain[:0], w.strs, w.offsets); err != nil {
+			return format.ColumnChunk{}, err
+		}
+		minV, maxV = []byte(keys[0]), []byte(keys[len(keys)-1]) // sorted
+	case leaf.ints != nil:
+		vals := leaf.ints(ts)[a:b]
+		enc = format.DeltaBinaryPacked
+		if w.plain, err = new(delta.BinaryPackedEncoding).EncodeInt64(w.plain[:0], vals); err != nil {
+			return format.ColumnChunk{}, err
+		}
+		lo, hi := vals[0], vals[0]
+		for _, v := range vals {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+		minV, maxV = binary.LittleEndian.AppendUint64(nil, uint64(lo)), binary.LittleEndian.AppendUint64(nil, uint64(hi))
+	default:
+		vals := leaf.floats(ts)[a:b]
+		w.plain = w.plain[:0]
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, v := range vals {
+			w.plain = binary.LittleEndian.AppendUint64(w.plain, math.Float64bits(v))
+			if v == v { // statistics leave NaN out
+				lo, hi = min(lo, v), max(hi, v)
+			}
+		}
+		if lo <= hi {
+			minV, maxV = binary.LittleEndian.AppendUint64(nil, math.Float64bits(lo)), binary.LittleEndian.AppendUint64(nil, math.Float64bits(hi))
+		}
+	}
+	if n := s2.MaxEncodedLen(len(w.plain)); n < 0 {
+		return format.ColumnChunk{}, s2.ErrTooLarge
+	} else if len(w.compressed) < n {
+		w.compressed = make([]byte, n)
+	}
+	body := s2.EncodeSnappy(w.compressed, w.plain)
+	rows := int32(b - a)
+	ph := format.PageHeader{
+		Type:                 format.DataPageV2,
+		UncompressedPageSize: int32(len(w.plain)),
+		CompressedPageSize:   int32(len(body)),
+		CRC:                  int32(crc32.ChecksumIEEE(body)),
+		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
+			NumValues: rows, NumRows: rows, Encoding: enc, IsCompressed: thrift.New(true),
+		}),
+	}
+	w.header.Reset()
+	if err := thrift.NewEncoder(new(thrift.CompactProtocol).NewWriter(&w.header)).Encode(&ph); err != nil {
+		return format.ColumnChunk{}, fmt.Errorf("encode a page header: %w", err)
+	}
+	offset := int64(len(w.out))
+	w.out = append(w.out, w.header.Bytes()...)
+	w.out = append(w.out, body...)
+	head := int64(w.header.Len())
+	return format.ColumnChunk{
+		MetaData: format.ColumnMetaData{
+			Type:                  leaf.typ,
+			Encoding:              thrift.Slice[format.Encoding]{enc},
+			PathInSchema:          thrift.Slice[string]{leaf.name},
+			Codec:                 format.Snappy,
+			NumValues:             int64(rows),
+			TotalUncompressedSize: head + int64(len(w.plain)),
+			TotalCompressedSize:   head + int64(len(body)),
+			DataPageOffset:        offset,
+			Statistics:            format.Statistics{MinValue: minV, MaxValue: maxV},
+		},
+	}, nil
+}
+
+// template is what writeTiles takes from the file of no rows parquet-go
+// writes for a kind of tile set: the schema and metadata, and the leaf
+// columns in schema order.
+type template struct {
+	md      *format.FileMetaData
+	leaves  []leafColumn
+	sorting thrift.Slice[format.SortingColumn]
+}
+
+// leafColumn is a column of a tile object and where its values are.
+type leafColumn struct {
+	name   string
+	typ    format.Type
+	ints   func(*tile.Set) []int64   // the INT64 columns but string keys
+	floats func(*tile.Set) []float64 // the DOUBLE columns
+}
+
+var templates sync.Map // templateKey -> *template
+
+type templateKey struct {
+	needs      aggregate.Needs
+	stringKeys bool
+}
+
+// templateOf returns the template of tile sets with needs and keys of that
+// kind.
+func templateOf(needs aggregate.Needs, stringKeys bool) (*template, error) {
+	k := templateKey{needs, stringKeys}
+	if t, ok := templates.Load(k); ok {
+		return t.(*template), nil
+	}
+	empty := &tile.Set{Needs: needs, Keys: tile.Keys{String: stringKeys}}
+	data, _, err := encodeObjectAs("template", empty, 0, 0, 1, defaultFormat)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("read the schema of tile objects back: %w", err)
+	}
+	t := &template{md: f.Metadata()}
+	t.md.RowGroups = nil
+	index := map[string]int16{}
+	for _, el := range t.md.Schema[1:] {
+		leaf := leafColumn{name: el.Name, typ: el.Type.V}
+		switch el.Name {
+		case colKey:
+			if !stringKeys {
+				leaf.ints = func(s *tile.Set) []int64 { return s.Keys.Int }
+			}
+		case colStart:
+			leaf.ints = func(s *tile.Set) []int64 { return s.Start }
+		case colCount:
+			leaf.ints = func(s *tile.Set) []int64 { return s.Count }
+		case colN:
+			leaf.ints = func(s *tile.Set) []int64 { return s.N }
+		case colSum:
+			leaf.floats = func(s *tile.Set) []float64 { return s.Sum }
+		case colM2:
+			leaf.floats = func(s *tile.Set) []float64 { return s.M2 }
+		case colMin:
+			leaf.floats = func(s *tile.Set) []float64 { return s.Min }
+		case colMax:
+			leaf.floats = func(s *tile.Set) []float64 { return s.Max }
+		default:
+			return nil, fmt.Errorf("tile objects have an unknown column %q", el.Name)
+		}
+		index[el.Name] = int16(len(t.leaves))
+		t.leaves = append(t.leaves, leaf)
+	}
+	t.sorting = thrift.Slice[format.SortingColumn]{{ColumnIdx: int32(index[colKey])}, {ColumnIdx: int32(index[colStart])}}
+	templates.Store(k, t)
+	return t, nil
+}

@@ -1,0 +1,163 @@
+package tilestore
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/tessera-fe/tessera/internal/cputime"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/tessera-fe/tessera/aggregate"
+)
+
+// TestWriteTilesMatchesWriter: the objects writeTiles writes hold what
+// parquet-go's writer writes for the same tiles in defaultFormat (schema,
+// metadata, row groups, encodings, codecs, statistics and rows), and are
+// described alike, for every key type and set of value columns, for
+// objects of one row, of a partial last row group, and of a slice [lo, hi)
+// of a set; a page's CRC is right where parquet-go checks it.
+func TestWriteTilesMatchesWriter(t *testing.T) {
+	allNeeds := []aggregate.Needs{
+		aggregate.NeedCount,
+		aggregate.NeedCount | aggregate.NeedSum,
+		aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin | aggregate.NeedMax,
+		aggregate.NeedCount | aggregate.NeedMax,
+	}
+	for _, needs := range allNeeds {
+		for _, stringKeys := range []bool{false, true} {
+			set := setOf(needs, stringKeys, manyGroupRows(needs, stringKeys, 45, 70, 1)) // 3150 tiles
+			if set.Sum != nil {
+				set.Sum[3], set.Sum[4] = math.Inf(1), math.Inf(-1)
+			}
+			for _, sp := range [][2]int{{0, set.Len()}, {0, 1}, {17, 17 + 2*RowGroupRows + 5}} {
+				name := fmt.Sprintf("needs %s, string keys %v, tiles [%d, %d)", needs, stringKeys, sp[0], sp[1])
+				got, o, err := encodeObject("x.parquet", set, sp[0], sp[1], hour)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				want, wo, err := encodeObjectAs("x.parquet", set, sp[0], sp[1], hour, defaultFormat)
+				if err != nil {
+					t.Fatalf("%s: parquet-go: %v", name, err)
+				}
+				sameFile(t, name, got, want)
+				if o.Rows != wo.Rows || o.MinKey != wo.MinKey || o.MaxKey != wo.MaxKey || o.From != wo.From || o.To != wo.To ||
+					o.Keys != wo.Keys || len(o.RowGroups) != len(wo.RowGroups) || o.Bytes != int64(len(got)) {
+					t.Fatalf("%s: described as %+v, parquet-go's as %+v", name, o, wo)
+				}
+				for i, g := range o.RowGroups {
+					w := wo.RowGroups[i]
+					if g.Rows != w.Rows || g.MinKey != w.MinKey || g.MaxKey != w.MaxKey || g.From != w.From || g.To != w.To ||
+						g.SHA256 != sha256Hex(got[g.Offset:g.Offset+g.Length]) {
+						t.Fatalf("%s: row group %d described as %+v, parquet-go's as %+v", name, i, g, w)
+					}
+				}
+				if o.Footer <= 0 || o.FooterSHA256 != sha256Hex(got[o.Footer:]) {
+					t.Fatalf("%s: footer at %d", name, o.Footer)
+				}
+				// A flipped byte in a page fails its CRC.
+				bad := bytes.Clone(got)
+				bad[o.RowGroups[0].Offset+o.RowGroups[0].Length-1] ^= 0x40
+				f, err := parquet.OpenFile(bytes.NewReader(bad), int64(len(bad)))
+				if err == nil {
+					_, err = readAllErr(f)
+				}
+				if err == nil {
+					t.Fatalf("%s: a damaged page reads back", name)
+				}
+			}
+		}
+	}
+}
+
+// TestWriteTilesNaN: a NaN sum reads back as NaN and stays out of the
+// column's statistics.
+func TestWriteTilesNaN(t *testing.T) {
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	set := setOf(needs, false, manyGroupRows(needs, false, 3, 10, 1))
+	for i := range set.Sum {
+		set.Sum[i] = math.NaN()
+	}
+	set.Sum[5] = 2.5
+	data, _, err := encodeObject("nan.parquet", set, 0, set.Len(), hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := readAllErr(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := lookupColumns(f.Schema()).sum
+	for i, r := range rows {
+		if v := r[col].Double(); (i == 5) != (v == 2.5) || i != 5 && !math.IsNaN(v) {
+			t.Fatalf("row %d: sum %v", i, v)
+		}
+	}
+	st := f.Metadata().RowGroups[0].Columns[col].MetaData.Statistics
+	if !bytes.Equal(st.MinValue, st.MaxValue) || len(st.MinValue) != 8 {
+		t.Fatalf("statistics of sums NaN but one 2.5: min %x max %x", st.MinValue, st.MaxValue)
+	}
+}
+
+// readAllErr reads every row of f, or the first error.
+func readAllErr(f *parquet.File) ([]parquet.Row, error) {
+	var out []parquet.Row
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		buf := make([]parquet.Row, 256)
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, r := range buf[:n] {
+				out = append(out, r.Clone())
+			}
+			if err != nil {
+				rows.Close()
+				if err.Error() == "EOF" {
+					break
+				}
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// BenchmarkEncodeObject encodes the tiles of loadBenchTiles into objects
+// as a commit does, on one core: "pages" with writeTiles, "parquet-go" with
+// parquet-go's writer, in the same format. Set TESSERA_BENCH_SCALE=20M for
+// the 4.56M tiles of the 20M-event sample.
+func BenchmarkEncodeObject(b *testing.B) {
+	bt := loadBenchTiles(b)
+	set := bt.set
+	for _, c := range []struct {
+		name   string
+		encode func(lo, hi int) ([]byte, Object, error)
+	}{
+		{"pages", func(lo, hi int) ([]byte, Object, error) {
+			return encodeObject("bench.parquet", set, lo, hi, bt.grid.Width)
+		}},
+		{"parquet-go", func(lo, hi int) ([]byte, Object, error) {
+			return encodeObjectAs("bench.parquet", set, lo, hi, bt.grid.Width, defaultFormat)
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			cpu0 := cputime.Process()
+			for b.Loop() {
+				for lo := 0; lo < set.Len(); lo += maxObjectRows {
+					if _, _, err := c.encode(lo, min(lo+maxObjectRows, set.Len())); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(set.Len())*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
