@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // Events is a columnar batch of events of one tile set, in any order.
@@ -234,6 +235,7 @@ func foldParts(ps []*part, out *Set, g Grid, needs aggregate.Needs, from, to int
 		total += p.tiles
 	}
 	out.alloc(total)
+	defer out.adviseHuge()()
 	for _, p := range ps {
 		wg.Go(func() { p.fold(out, g, withValues) })
 	}
@@ -427,6 +429,27 @@ func (s *Set) alloc(n int) {
 	}
 	if need&aggregate.NeedMax != 0 {
 		s.Max = make([]float64, n)
+	}
+}
+
+// adviseHuge asks for huge pages under the numeric columns of s, which
+// alloc just made, before they are first written, and returns a function
+// that withdraws the request once they are. In a fresh process the columns
+// of a large set are fresh memory, a page fault per 4 KiB when first
+// written otherwise: 44k faults for the 4.56M tiles of a 20M-event
+// backfill, half a second on a virtual machine.
+func (s *Set) adviseHuge() (release func()) {
+	var done []func()
+	for _, c := range [][]int64{s.Keys.Int, s.Start, s.Count, s.N} {
+		done = append(done, hugepage.Advise(c))
+	}
+	for _, c := range [][]float64{s.Sum, s.M2, s.Min, s.Max} {
+		done = append(done, hugepage.Advise(c))
+	}
+	return func() {
+		for _, f := range done {
+			f()
+		}
 	}
 }
 

@@ -452,6 +452,7 @@ func (b *Builder) finish(s *spread) *Set {
 		total += t
 	}
 	out.alloc(total)
+	written := out.adviseHuge()
 	// Fold the partitions, in turns, on every core; each writes its own
 	// rows of out.
 	var next atomic.Int64
@@ -470,6 +471,7 @@ func (b *Builder) finish(s *spread) *Set {
 		})
 	}
 	wg.Wait()
+	written()
 	s.release()
 	return out
 }
