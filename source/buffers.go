@@ -1,17 +1,52 @@
 package source
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/tessera-fe/tessera/internal/hugepage"
+)
 
 // buffers holds the column memory of tables that Stream handed out and
 // their reader released, for the next files to decode into: memory fresh
 // from the kernel costs a page fault per 4 KiB when first written, which on
 // a virtual machine can cost more than decoding into it. Only columns free
 // of pointers come back. A nil *buffers allocates afresh.
+//
+// The columns it makes afresh ask for huge pages before they are first
+// written (see internal/hugepage): in a fresh process the first files'
+// columns are otherwise most of a backfill's page faults.
 type buffers struct {
 	mu         sync.Mutex
 	freeInts   [][]int64
 	freeFloats [][]float64
 	freeBools  [][]bool
+	advised    []func() // withdraw the requests for huge pages
+	closed     bool
+}
+
+// fresh returns a new slice of n elements, with huge pages asked for under
+// it where b takes them.
+func fresh[T any](b *buffers, n int) []T {
+	s := make([]T, n)
+	if b != nil {
+		b.mu.Lock()
+		if !b.closed {
+			b.advised = append(b.advised, hugepage.Advise(s))
+		}
+		b.mu.Unlock()
+	}
+	return s
+}
+
+// close withdraws the requests for huge pages under the columns b made,
+// once the stream is over: the memory goes back to the Go heap as it came.
+func (b *buffers) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range b.advised {
+		f()
+	}
+	b.advised, b.closed = nil, true
 }
 
 // int64s returns a slice of n integers, not zeroed when reused: the
@@ -22,7 +57,7 @@ func (b *buffers) int64s(n int) []int64 {
 			return s
 		}
 	}
-	return make([]int64, n)
+	return fresh[int64](b, n)
 }
 
 // float64s is int64s for floats.
@@ -32,7 +67,7 @@ func (b *buffers) float64s(n int) []float64 {
 			return s
 		}
 	}
-	return make([]float64, n)
+	return fresh[float64](b, n)
 }
 
 // bools is int64s for booleans.
@@ -42,7 +77,7 @@ func (b *buffers) bools(n int) []bool {
 			return s
 		}
 	}
-	return make([]bool, n)
+	return fresh[bool](b, n)
 }
 
 // take removes from free the smallest slice that holds n elements and
