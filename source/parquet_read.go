@@ -320,6 +320,9 @@ func (r *columnReader) decode(p parquet.Page, lo, hi int) error {
 	c := r.col
 	switch r.phys {
 	case parquet.Int64:
+		if idx == nil {
+			return copyAll(c.Ints[lo:hi], data.Int64())
+		}
 		return fill(c.Ints[lo:hi], data.Int64(), idx, func(v int64) int64 { return v })
 	case parquet.Int32:
 		if r.pt.conv == convUint32 {
@@ -327,6 +330,9 @@ func (r *columnReader) decode(p parquet.Page, lo, hi int) error {
 		}
 		return fill(c.Ints[lo:hi], data.Int32(), idx, func(v int32) int64 { return int64(v) })
 	case parquet.Double:
+		if idx == nil {
+			return copyAll(c.Floats[lo:hi], data.Double())
+		}
 		return fill(c.Floats[lo:hi], data.Double(), idx, func(v float64) float64 { return v })
 	case parquet.Float:
 		return fill(c.Floats[lo:hi], data.Float(), idx, func(v float32) float64 { return float64(v) })
@@ -367,6 +373,17 @@ func (r *columnReader) decode(p parquet.Page, lo, hi int) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported Parquet type %s", r.phys)
+}
+
+// copyAll stores src into dst as they are: what fill does without a
+// dictionary or a conversion, at the speed of a memory copy (fill calls its
+// conversion for each value).
+func copyAll[T any](dst, src []T) error {
+	if len(src) < len(dst) {
+		return fmt.Errorf("%w: page has %d values, expected %d", errCorrupt, len(src), len(dst))
+	}
+	copy(dst, src)
+	return nil
 }
 
 // fill stores src (or src looked up through the dictionary indexes idx) into
