@@ -20,6 +20,8 @@ func newBench() *cobra.Command {
 same training set naively (on a sample of rows), with the exact sweep and from tiles,
 and prints rates, ratios, peak memory and tile bytes against event bytes. Steps
 shorter than a second (all but the backfill) run three times and report the median.
+The decode and the backfill first run once unmeasured, since the first run of a
+process pays for fresh memory; the backfill's first run is shown beside it.
 The data stays in --dir and is reused by later runs of the same scale.`,
 		Example: "  tessera bench --scale 1M\n  GOMAXPROCS=1 tessera bench --scale 20M --dir /var/tmp/tessera-bench",
 		Args:    cobra.NoArgs,
