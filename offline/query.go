@@ -13,6 +13,7 @@ import (
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
 )
@@ -177,7 +178,7 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 		g.outs = append(g.outs, out)
 		g.needs |= f.Aggregation.Needs()
 	}
-	allocColumns(res.Columns, fns, len(sp.Times))
+	defer allocColumns(res.Columns, fns, len(sp.Times))()
 	keys := newSpineKeys(&sp.Keys)
 	for _, g := range order {
 		if err := e.runGroup(ctx, g, sp, keys, opt, &res.Stats); err != nil {
@@ -189,8 +190,16 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 
 // allocColumns gives each column its rows, and a valid flag a row where fns
 // (per column) can be null, on every core: clearing large columns takes a
-// while.
-func allocColumns(cols []*Column, fns []aggregate.Func, rows int) {
+// while. It asks for huge pages under them (hugepage.Make) and returns the
+// function that withdraws the request, to call once they are written.
+func allocColumns(cols []*Column, fns []aggregate.Func, rows int) (written func()) {
+	var mu sync.Mutex
+	var done []func()
+	made := func(f func()) {
+		mu.Lock()
+		done = append(done, f)
+		mu.Unlock()
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0), len(cols))) {
@@ -200,14 +209,22 @@ func allocColumns(cols []*Column, fns []aggregate.Func, rows int) {
 				if k >= len(cols) {
 					return
 				}
-				cols[k].Values = make([]float64, rows)
+				var f func()
+				cols[k].Values, f = hugepage.Make[float64](rows)
+				made(f)
 				if fns[k] != aggregate.Count && fns[k] != aggregate.Sum {
-					cols[k].Valid = make([]bool, rows)
+					cols[k].Valid, f = hugepage.Make[bool](rows)
+					made(f)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	return func() {
+		for _, f := range done {
+			f()
+		}
+	}
 }
 
 // group is the outputs that read the same data.

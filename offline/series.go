@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/tile"
 )
 
@@ -59,13 +60,20 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 	}
 	total := int(off[n])
 	withValues := needs.HasValues()
-	s := &series{needs: needs, first: off[:n], end: off[1:], pos: make([]int64, total)}
+	s := &series{needs: needs, first: off[:n], end: off[1:]}
+	var written []func()
+	s.pos, written = appendMade(written, total, s.pos)
 	if withValues {
-		s.vals = make([]float64, total)
+		s.vals, written = appendMade(written, total, s.vals)
 		if ev.Valid != nil {
-			s.valid = make([]bool, total)
+			s.valid, written = appendMade(written, total, s.valid)
 		}
 	}
+	defer func() {
+		for _, f := range written {
+			f()
+		}
+	}()
 	parts := max(1, min(runtime.GOMAXPROCS(0), total/(1<<18)))
 	cut := make([]int32, parts+1) // part q holds ids [cut[q], cut[q+1])
 	for q, g := 1, 0; q < parts; q++ {
@@ -132,11 +140,16 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 // | (ts-lo), which fits 64 bits, carrying the values.
 func (s *series) fillSorted(ev *tile.Events, ids []int32, a, b, from, to int32, lo int64, tsBits int) {
 	size := int(to - from)
-	keys := make([]uint64, 0, size)
+	keys, keysWritten := hugepage.Make[uint64](size)
+	defer keysWritten()
+	keys = keys[:0]
 	withValues := s.vals != nil
 	var vals []float64
 	if withValues {
-		vals = make([]float64, 0, size)
+		var valsWritten func()
+		vals, valsWritten = hugepage.Make[float64](size)
+		defer valsWritten()
+		vals = vals[:0]
 	}
 	nan := math.NaN()
 	for i, id := range ids {
@@ -353,14 +366,22 @@ func (s *series) rankBy(rank []int32) {
 	s.first, s.end, s.runs = first, end, nil
 }
 
+// appendMade returns a slice of n elements with huge pages asked for under
+// it (hugepage.Make), and written with the withdrawal of the request added.
+func appendMade[T any](written []func(), n int, _ []T) ([]T, []func()) {
+	x, done := hugepage.Make[T](n)
+	return x, append(written, done)
+}
+
 func gather[T any](col []T, order []int32) []T {
 	if col == nil {
 		return nil
 	}
-	out := make([]T, len(order))
+	out, written := hugepage.Make[T](len(order))
 	for i, r := range order {
 		out[i] = col[r]
 	}
+	written()
 	return out
 }
 

@@ -432,6 +432,14 @@ func (s *Set) alloc(n int) {
 	}
 }
 
+// madeWith returns hugepage.Make(n), handing track the withdrawal of its
+// request for huge pages.
+func madeWith[T any](n int, track func(func())) []T {
+	x, done := hugepage.Make[T](n)
+	track(done)
+	return x
+}
+
 // adviseHuge asks for huge pages under the numeric columns of s, which
 // alloc just made, before they are first written, and returns a function
 // that withdraws the request once they are. In a fresh process the columns
@@ -626,17 +634,26 @@ func Concat(batches []*Events) *Events {
 		values = values || b.Values != nil
 		valid = valid || b.Valid != nil
 	}
-	out.TS = make([]int64, n)
+	// The joined columns are fresh memory in a fresh process: huge pages
+	// spare a page fault per 4 KiB of them as the copy first writes them.
+	var written []func()
+	track := func(done func()) { written = append(written, done) }
+	defer func() {
+		for _, f := range written {
+			f()
+		}
+	}()
+	out.TS = madeWith[int64](n, track)
 	if out.Keys.String {
 		out.Keys.Str = make([]string, n)
 	} else {
-		out.Keys.Int = make([]int64, n)
+		out.Keys.Int = madeWith[int64](n, track)
 	}
 	if values {
-		out.Values = make([]float64, n)
+		out.Values = madeWith[float64](n, track)
 	}
 	if valid {
-		out.Valid = make([]bool, n)
+		out.Valid = madeWith[bool](n, track)
 	}
 	put := func(i int) {
 		b, o := batches[i], offs[i]

@@ -3,6 +3,8 @@ package tile
 import (
 	"math/bits"
 	"slices"
+
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // Radix is the key types the radix sorts order: a build sorts 32-bit keys
@@ -43,10 +45,14 @@ func SortByKey[K Radix, T any](keys []K, idx []T, tmpK []K, tmpI []T) {
 		return
 	}
 	if cap(tmpK) < n {
-		tmpK = make([]K, n)
+		var written func()
+		tmpK, written = hugepage.Make[K](n)
+		defer written()
 	}
 	if cap(tmpI) < n {
-		tmpI = make([]T, n)
+		var written func()
+		tmpI, written = hugepage.Make[T](n)
+		defer written()
 	}
 	tmpK, tmpI = tmpK[:n], tmpI[:n]
 	if !sortMSD(keys, idx, tmpK, tmpI, width) {

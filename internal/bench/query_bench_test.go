@@ -22,20 +22,48 @@ import (
 // reports spine rows/s and the CPU time per query (cpu-ns/op), which the
 // load of a shared machine disturbs less than wall time.
 func BenchmarkQueryMaterializedDir(b *testing.B) {
+	q := newBenchQuery(b)
+	defer q.store.Close()
+	for _, c := range []struct {
+		name  string
+		tiles offline.Tiles
+	}{{"store", q.store}, {"decoded", &decodedTiles{Tiles: q.store}}} {
+		b.Run(c.name, func(b *testing.B) {
+			q.run(b, c.tiles, offline.Options{Materialized: true}) // the first run decodes the tiles of "decoded"
+		})
+	}
+}
+
+// BenchmarkQueryExactDir runs the benchmark harness's exact sweep of
+// sum+count+mean over three windows against a directory prepared by
+// `tessera bench` (TESSERA_BENCH_DIR), as the harness does, and reports as
+// BenchmarkQueryMaterializedDir does, with page faults per query.
+func BenchmarkQueryExactDir(b *testing.B) {
+	q := newBenchQuery(b)
+	defer q.store.Close()
+	q.run(b, q.store, offline.Options{})
+}
+
+// benchQuery is the harness's nine-column query over a bench directory.
+type benchQuery struct {
+	cfg   *feature.Config
+	store *tilestore.Store
+	times []int64
+	refs  []feature.Ref
+	keys  tile.Keys
+}
+
+func newBenchQuery(b *testing.B) *benchQuery {
 	dir, cfg := benchDir(b)
-	ctx := context.Background()
-	store, err := tilestore.Open(ctx, filepath.Join(dir, "store"))
+	store, err := tilestore.Open(context.Background(), filepath.Join(dir, "store"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer store.Close()
 	spine, err := source.Read(filepath.Join(dir, "spine.parquet"), []source.Request{{Name: "user_id", Role: source.Key}, {Name: "ts", Role: source.Time}}, source.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys := tile.Keys{Int: spine.Column("user_id").Ints}
-	times := spine.Column("ts").Ints
-	var refs []feature.Ref
+	q := &benchQuery{cfg: cfg, store: store, keys: tile.Keys{Int: spine.Column("user_id").Ints}, times: spine.Column("ts").Ints}
 	for _, s := range []string{
 		"user.amount_sum[7d]", "user.amount_sum[30d]", "user.amount_sum[all]",
 		"user.amount_count[7d]", "user.amount_count[30d]", "user.amount_count[all]",
@@ -44,32 +72,33 @@ func BenchmarkQueryMaterializedDir(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		refs = append(refs, r)
+		q.refs = append(q.refs, r)
 	}
-	keysFor := func(*feature.Feature) (string, tile.Keys, error) { return "user_id", keys, nil }
-	for _, c := range []struct {
-		name  string
-		tiles offline.Tiles
-	}{{"store", store}, {"decoded", &decodedTiles{Tiles: store}}} {
-		query := func() {
-			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}, Tiles: c.tiles}
-			if _, err := tessera.QueryByKey(ctx, eng, refs, times, keysFor, offline.Options{Materialized: true}); err != nil {
-				b.Fatal(err)
-			}
+	return q
+}
+
+// run times the query with a fresh engine per run over tiles, after one
+// untimed run.
+func (q *benchQuery) run(b *testing.B, tiles offline.Tiles, opt offline.Options) {
+	ctx := context.Background()
+	keysFor := func(*feature.Feature) (string, tile.Keys, error) { return "user_id", q.keys, nil }
+	query := func() {
+		eng := &offline.Engine{Config: q.cfg, Events: &offline.FileEvents{Config: q.cfg}, Tiles: tiles}
+		if _, err := tessera.QueryByKey(ctx, eng, q.refs, q.times, keysFor, opt); err != nil {
+			b.Fatal(err)
 		}
-		b.Run(c.name, func(b *testing.B) {
-			query() // decodes the tiles of "decoded"
-			b.ReportAllocs()
-			cpu0 := int64(cputime.Process())
-			runs := 0
-			for b.Loop() {
-				query()
-				runs++
-			}
-			b.ReportMetric(float64(int64(cputime.Process())-cpu0)/float64(runs), "cpu-ns/op")
-			b.ReportMetric(float64(runs*len(times))/b.Elapsed().Seconds(), "rows/s")
-		})
 	}
+	query()
+	b.ReportAllocs()
+	cpu0, faults0 := int64(cputime.Process()), cputime.Faults()
+	runs := 0
+	for b.Loop() {
+		query()
+		runs++
+	}
+	b.ReportMetric(float64(int64(cputime.Process())-cpu0)/float64(runs), "cpu-ns/op")
+	b.ReportMetric(float64(cputime.Faults()-faults0)/float64(runs), "faults/op")
+	b.ReportMetric(float64(runs*len(q.times))/b.Elapsed().Seconds(), "rows/s")
 }
 
 // decodedTiles loads tiles once and serves the same set afterwards, so that

@@ -113,3 +113,33 @@ func TestAlloc(t *testing.T) {
 	ints[len(ints)-1] = 7
 	free()
 }
+
+// TestMake: a buffer of Make is a zero slice of the Go heap of n elements
+// that keeps what is written to it through the withdrawal of the request,
+// which on Linux stands until then under a large buffer.
+func TestMake(t *testing.T) {
+	for _, n := range []int{0, 7, 3*hugeSize/8 + 1} {
+		x, written := Make[int64](n)
+		if len(x) != n {
+			t.Fatalf("Make(%d) has %d elements", n, len(x))
+		}
+		for i := range x {
+			if x[i] != 0 {
+				t.Fatalf("Make(%d)[%d] = %d", n, i, x[i])
+			}
+			x[i] = int64(i) * 3
+		}
+		if runtime.GOOS == "linux" && n*8 >= 2*hugeSize {
+			whole := wholePages(x)
+			if flags := vmFlags(t, uintptr(unsafe.Pointer(unsafe.SliceData(whole)))); !strings.Contains(flags, " hg") && advise(whole, true) {
+				t.Errorf("Make(%d): VmFlags%s, no huge page request", n, flags)
+			}
+		}
+		written()
+		for i, v := range x {
+			if v != int64(i)*3 {
+				t.Fatalf("Make(%d)[%d] = %d after the request's withdrawal", n, i, v)
+			}
+		}
+	}
+}
