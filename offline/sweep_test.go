@@ -2,6 +2,7 @@ package offline
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -333,7 +334,9 @@ func testOutBuffer(t *testing.T, skip int) {
 }
 
 // TestHugeCounts: windows of 2^32 events and more do not fit the packed
-// record; the query sweeps again with wide counts and gets them right.
+// record; the query sweeps again with wide counts and gets them right, for
+// int and string keys, a key without tiles, and a spine long enough that
+// the output is written in several blocks of rows.
 func TestHugeCounts(t *testing.T) {
 	cfg, err := feature.Parse("t.yaml", []byte(sweepBenchConfig))
 	if err != nil {
@@ -341,17 +344,6 @@ func TestHugeCounts(t *testing.T) {
 	}
 	ts := cfg.TileSets()[0]
 	const hour = 3600e6
-	set := &tile.Set{Needs: ts.Needs}
-	for k := range int64(3) {
-		for b := range int64(4) {
-			c := int64(3e9) * (k + 1) // two tiles exceed 2^32
-			if k == 1 {
-				c = 3 + b
-			}
-			set.Append(k, "", b*4*hour, aggregate.State{Count: c, N: c - 1, Sum: float64(c) / 2})
-		}
-	}
-	sp := &Spine{Keys: tile.Keys{Int: []int64{0, 1, 2, 1, 9}}, Times: []int64{16 * hour, 16 * hour, 8 * hour, 1, 16 * hour}}
 	var refs []feature.Ref
 	for _, s := range []string{"user.amount_count[all]", "user.amount_sum[all]", "user.amount_mean[all]"} {
 		r, err := feature.ParseRef(s)
@@ -360,29 +352,57 @@ func TestHugeCounts(t *testing.T) {
 		}
 		refs = append(refs, r)
 	}
-	eng := &Engine{Config: cfg, Tiles: setTiles{ts.ID: set}}
-	res, err := eng.Query(context.Background(), sp, refs, Options{Materialized: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := res.Columns[0].Values[0], float64(12e9); got != want {
-		t.Fatalf("count of key 0 = %v, want %v", got, want)
-	}
-	for r, key := range sp.Keys.Int {
-		// Every tile of the key before the end of the row's bucket (all
-		// values are exact in float64: any order of adds gives them).
-		var st aggregate.State
-		end := ts.Grid.Floor(sp.Times[r]-1) + ts.Grid.Width
-		for i := range set.Len() {
-			if set.Keys.Int[i] == key && set.Start[i] < end {
-				st.Merge(set.State(i))
+	for _, stringKeys := range []bool{false, true} {
+		name := func(k int64) string { return fmt.Sprintf("user-%d", k) }
+		set := &tile.Set{Needs: ts.Needs, Keys: tile.Keys{String: stringKeys}}
+		for k := range int64(3) {
+			for b := range int64(4) {
+				c := int64(3e9) * (k + 1) // two tiles exceed 2^32
+				if k == 1 {
+					c = 3 + b
+				}
+				set.Append(k, name(k), b*4*hour, aggregate.State{Count: c, N: c - 1, Sum: float64(c) / 2})
 			}
 		}
-		for k, fn := range []aggregate.Func{aggregate.Count, aggregate.Sum, aggregate.Mean} {
-			c := res.Columns[k]
-			want, wantOK := st.Value(fn)
-			if c.Values[r] != want || c.Valid != nil && c.Valid[r] != wantOK {
-				t.Fatalf("%s row %d: %v, want %v (%v)", c.Name, r, c.Values[r], want, wantOK)
+		// Key 9 has no tiles. The pattern repeats over rows enough for
+		// several output blocks.
+		base := []int64{0, 1, 2, 1, 9}
+		baseTimes := []int64{16 * hour, 16 * hour, 8 * hour, 1, 16 * hour}
+		sp := &Spine{Keys: tile.Keys{String: stringKeys}}
+		for r := range 50_000 {
+			k := base[r%len(base)]
+			if stringKeys {
+				sp.Keys.Str = append(sp.Keys.Str, name(k))
+			} else {
+				sp.Keys.Int = append(sp.Keys.Int, k)
+			}
+			sp.Times = append(sp.Times, baseTimes[r%len(base)]+int64(r/len(base))%3*hour)
+		}
+		eng := &Engine{Config: cfg, Tiles: setTiles{ts.ID: set}}
+		res, err := eng.Query(context.Background(), sp, refs, Options{Materialized: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := res.Columns[0].Values[0], float64(12e9); got != want {
+			t.Fatalf("string keys %v: count of key 0 = %v, want %v", stringKeys, got, want)
+		}
+		for r := range sp.Times {
+			key := base[r%len(base)]
+			// Every tile of the key before the end of the row's bucket (all
+			// values are exact in float64: any order of adds gives them).
+			var st aggregate.State
+			end := ts.Grid.Floor(sp.Times[r]-1) + ts.Grid.Width
+			for i := range set.Len() {
+				if (stringKeys && set.Keys.Str[i] == name(key) || !stringKeys && set.Keys.Int[i] == key) && set.Start[i] < end {
+					st.Merge(set.State(i))
+				}
+			}
+			for k, fn := range []aggregate.Func{aggregate.Count, aggregate.Sum, aggregate.Mean} {
+				c := res.Columns[k]
+				want, wantOK := st.Value(fn)
+				if c.Values[r] != want || c.Valid != nil && c.Valid[r] != wantOK {
+					t.Fatalf("string keys %v: %s row %d: %v, want %v (%v)", stringKeys, c.Name, r, c.Values[r], want, wantOK)
+				}
 			}
 		}
 	}
