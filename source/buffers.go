@@ -12,72 +12,59 @@ import (
 // a virtual machine can cost more than decoding into it. Only columns free
 // of pointers come back. A nil *buffers allocates afresh.
 //
-// The columns it makes afresh ask for huge pages before they are first
-// written (see internal/hugepage): in a fresh process the first files'
-// columns are otherwise most of a backfill's page faults.
+// The columns it makes afresh ask for huge pages until they are decoded
+// into (see internal/hugepage): in a fresh process the first files' columns
+// are otherwise most of a backfill's page faults.
 type buffers struct {
 	mu         sync.Mutex
 	freeInts   [][]int64
 	freeFloats [][]float64
 	freeBools  [][]bool
-	advised    []func() // withdraw the requests for huge pages
-	closed     bool
 }
 
 // fresh returns a new slice of n elements, with huge pages asked for under
-// it where b takes them.
-func fresh[T any](b *buffers, n int) []T {
-	s := make([]T, n)
-	if b != nil {
-		b.mu.Lock()
-		if !b.closed {
-			b.advised = append(b.advised, hugepage.Advise(s))
-		}
-		b.mu.Unlock()
+// it where b is not nil, and adds the withdrawal of the request to
+// written: the decoder calls them once it has written the column through,
+// so that the request does not outlive the writing (the kernel could
+// otherwise fill memory the runtime gave back with huge pages again).
+func fresh[T any](b *buffers, n int, written *[]func()) []T {
+	if b == nil {
+		return make([]T, n)
 	}
+	s, done := hugepage.Make[T](n)
+	*written = append(*written, done)
 	return s
 }
 
-// close withdraws the requests for huge pages under the columns b made,
-// once the stream is over: the memory goes back to the Go heap as it came.
-func (b *buffers) close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, f := range b.advised {
-		f()
-	}
-	b.advised, b.closed = nil, true
-}
-
 // int64s returns a slice of n integers, not zeroed when reused: the
-// decoder writes every row.
-func (b *buffers) int64s(n int) []int64 {
+// decoder writes every row. See fresh for written.
+func (b *buffers) int64s(n int, written *[]func()) []int64 {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeInts, n); ok {
 			return s
 		}
 	}
-	return fresh[int64](b, n)
+	return fresh[int64](b, n, written)
 }
 
 // float64s is int64s for floats.
-func (b *buffers) float64s(n int) []float64 {
+func (b *buffers) float64s(n int, written *[]func()) []float64 {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeFloats, n); ok {
 			return s
 		}
 	}
-	return fresh[float64](b, n)
+	return fresh[float64](b, n, written)
 }
 
 // bools is int64s for booleans.
-func (b *buffers) bools(n int) []bool {
+func (b *buffers) bools(n int, written *[]func()) []bool {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeBools, n); ok {
 			return s
 		}
 	}
-	return fresh[bool](b, n)
+	return fresh[bool](b, n, written)
 }
 
 // take removes from free the smallest slice that holds n elements and

@@ -222,6 +222,7 @@ type columnReader struct {
 	lastDict parquet.Dictionary // dictionary whose strings are in dictStrs
 	dictStrs []string
 	bufs     *buffers // memory to decode into; nil: fresh
+	written  []func() // to call once the column is decoded (see fresh)
 }
 
 // readParquetColumn reads every page of col, in all row groups, into a
@@ -241,14 +242,19 @@ func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, e
 	}
 	switch {
 	case r.phys == parquet.Float || r.phys == parquet.Double:
-		r.col.Floats = bufs.float64s(rows)
+		r.col.Floats = bufs.float64s(rows, &r.written)
 	case r.phys == parquet.ByteArray:
 		r.col.Strs = make([]string, rows)
 	case r.phys == parquet.Boolean:
-		r.col.Bools = bufs.bools(rows)
+		r.col.Bools = bufs.bools(rows, &r.written)
 	default:
-		r.col.Ints = bufs.int64s(rows)
+		r.col.Ints = bufs.int64s(rows, &r.written)
 	}
+	defer func() {
+		for _, f := range r.written {
+			f()
+		}
+	}()
 	pages := col.Pages()
 	defer pages.Close()
 	for {
@@ -439,7 +445,7 @@ func int96Micros(v deprecated.Int96) int64 {
 func (r *columnReader) expandNulls(defs []byte, lo, n, nonNull int) {
 	c := r.col
 	if c.Valid == nil {
-		c.Valid = r.bufs.bools(r.rows)
+		c.Valid = r.bufs.bools(r.rows, &r.written)
 		fillTrue(c.Valid[:lo])
 	}
 	valid := c.Valid[lo : lo+n]

@@ -43,7 +43,6 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	}
 	tokens := make(chan struct{}, ahead)
 	bufs := &buffers{}
-	defer bufs.close()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
