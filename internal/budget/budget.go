@@ -2,7 +2,8 @@
 // than memory is split into key partitions that each fit.
 //
 // The limit is the smallest of GOMEMLIMIT (or debug.SetMemoryLimit), the
-// cgroup's memory.max, and half of physical memory when neither is set.
+// cgroup's memory.max, and half of physical memory when neither is set,
+// less the buffers internal/hugepage maps outside the Go heap.
 package budget
 
 import (
@@ -13,16 +14,20 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // Limit returns the memory the process should stay under, in bytes.
 func Limit() int64 {
+	// A limit that is set is already lowered by what hugepage maps outside
+	// the Go heap; the others are not.
 	limit := debug.SetMemoryLimit(-1)
 	if limit == math.MaxInt64 {
-		limit = physical() / 2
+		limit = physical()/2 - hugepage.Mapped()
 	}
 	if c := cgroupMax(); c > 0 {
-		limit = min(limit, c)
+		limit = min(limit, c-hugepage.Mapped())
 	}
 	return max(limit, 64<<20)
 }

@@ -1,9 +1,12 @@
 package budget
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
 	"testing"
+
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 func TestLimitFollowsGOMEMLIMIT(t *testing.T) {
@@ -14,6 +17,23 @@ func TestLimitFollowsGOMEMLIMIT(t *testing.T) {
 	}
 	if Free() > Limit() || Free() < Limit()/8 {
 		t.Fatalf("Free() = %d outside [limit/8, limit] (limit %d)", Free(), Limit())
+	}
+	// A buffer mapped outside the Go heap takes its size off the limit,
+	// with a limit set and without, until it is freed.
+	for _, limit := range []int64{1 << 30, math.MaxInt64} {
+		debug.SetMemoryLimit(limit)
+		before := Limit()
+		x, free := hugepage.Alloc[uint64](1 << 20) // 8 MiB
+		mapped := int64(len(x)) * 8
+		if hugepage.Mapped() >= mapped { // mapped where the platform maps
+			if got := Limit(); got != before-mapped {
+				t.Errorf("limit %d: Limit() = %d with 8 MiB mapped, want %d", limit, got, before-mapped)
+			}
+		}
+		free()
+		if got := Limit(); got != before {
+			t.Errorf("limit %d: Limit() = %d once freed, want %d", limit, got, before)
+		}
 	}
 }
 

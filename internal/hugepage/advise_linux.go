@@ -1,6 +1,20 @@
 package hugepage
 
-import "syscall"
+import (
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// wanted reports whether the kernel backs memory with transparent huge
+// pages only where asked to ("madvise"): where it does so everywhere
+// ("always") a request adds nothing, and its withdrawal (MADV_NOHUGEPAGE)
+// would opt the memory out for good; where it never does, it refuses.
+var wanted = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	return err == nil && strings.Contains(string(b), "[madvise]")
+})
 
 // advise asks for huge pages under b (on) or withdraws the request, and
 // reports whether the kernel took it: a kernel without transparent huge
@@ -25,7 +39,7 @@ func mapFresh(size int) (b []byte, unmap func()) {
 	// whole huge pages but for its tail.
 	lo := alignUp(m)
 	b = m[lo : lo+size : lo+size]
-	if whole := wholePages(b); len(whole) > 0 {
+	if whole := wholePages(b); len(whole) > 0 && wanted() {
 		advise(whole, true)
 	}
 	return b, func() { _ = syscall.Munmap(m) }

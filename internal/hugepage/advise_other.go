@@ -8,3 +8,6 @@ func advise([]byte, bool) bool { return false }
 // mapFresh maps nothing where huge pages are not asked for: Alloc takes
 // memory from the Go heap.
 func mapFresh(int) ([]byte, func()) { return nil, nil }
+
+// wanted reports false: huge pages are not asked for here.
+func wanted() bool { return false }

@@ -7,19 +7,27 @@
 // nothing.
 package hugepage
 
-import "unsafe"
+import (
+	"math"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+)
 
 // hugeSize is the size of a huge page on the platforms that have them.
 const hugeSize = 2 << 20
 
 // Advise asks for huge pages under the whole 2 MiB pages inside x, before
 // x is first written, and returns a function that withdraws the request,
-// to call once x is no longer used (the memory goes back to the Go heap,
-// which manages its own pages). A buffer too small to hold a whole huge
-// page is left alone.
+// to call as soon as x has been written through: the request stands for
+// the first touch, and left standing over memory the Go heap gives back
+// to the kernel, it would let the kernel fill that memory with huge pages
+// again. (The function also keeps x alive until it is dropped.) A buffer
+// too small to hold a whole huge page is left alone, and so is every buffer
+// where the kernel gives huge pages without being asked, or never.
 func Advise[T any](x []T) (release func()) {
 	b := wholePages(x)
-	if len(b) == 0 {
+	if len(b) == 0 || !wanted() {
 		return func() {}
 	}
 	if !advise(b, true) {
@@ -69,7 +77,50 @@ func Alloc[T Elem](n int) (x []T, free func()) {
 	if b == nil {
 		return make([]T, n), func() {}
 	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n), unmap
+	give := reserve(int64(size))
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n), func() {
+		unmap()
+		give()
+	}
+}
+
+var (
+	mappedMu sync.Mutex
+	mapped   int64 // bytes Alloc holds outside the Go heap
+)
+
+// Mapped returns the bytes that buffers of Alloc hold outside the Go heap
+// now: memory that the runtime's own accounting does not see.
+func Mapped() int64 {
+	mappedMu.Lock()
+	defer mappedMu.Unlock()
+	return mapped
+}
+
+// minLimit is as low as reserve takes the runtime's memory limit.
+const minLimit = 64 << 20
+
+// reserve counts size bytes mapped outside the Go heap and, where a memory
+// limit is set (GOMEMLIMIT), lowers it by as much (down to minLimit), so
+// that the collector keeps the heap within what the buffer leaves; it
+// returns the function that undoes both.
+func reserve(size int64) (give func()) {
+	mappedMu.Lock()
+	defer mappedMu.Unlock()
+	mapped += size
+	cut := int64(0)
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		cut = max(0, min(size, limit-minLimit))
+		debug.SetMemoryLimit(limit - cut)
+	}
+	return func() {
+		mappedMu.Lock()
+		defer mappedMu.Unlock()
+		mapped -= size
+		if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+			debug.SetMemoryLimit(limit + cut)
+		}
+	}
 }
 
 // alignUp returns the offset of the first huge page boundary in b.

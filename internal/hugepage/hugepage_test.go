@@ -11,8 +11,8 @@ import (
 
 // TestAdvise: a buffer holding whole huge pages keeps its contents through
 // the request and its withdrawal; buffers too small or empty are left
-// alone; on Linux a large buffer's request is taken (unless the kernel has
-// no transparent huge pages at all).
+// alone; on Linux, where the kernel gives huge pages only when asked, a
+// large buffer's request is taken while it stands.
 func TestAdvise(t *testing.T) {
 	big := make([]uint32, 3*hugeSize/4) // 3 huge pages' worth of bytes: at least two whole ones
 	release := Advise(big)
@@ -36,16 +36,14 @@ func TestAdvise(t *testing.T) {
 	if b := wholePages(make([]byte, 100)); len(b) > 0 {
 		t.Fatalf("100 bytes hold %d bytes of whole huge pages", len(b))
 	}
-	if runtime.GOOS == "linux" {
-		// The kernel marks the range (VmFlags "hg" in smaps) while the
-		// request stands, where it has transparent huge pages at all.
-		if !advise(b, true) {
-			t.Skip("the kernel takes no huge page advice")
-		}
+	if runtime.GOOS == "linux" && wanted() {
+		// Where the kernel gives huge pages only when asked, it marks the
+		// range (VmFlags "hg" in smaps) while the request stands.
+		release := Advise(big)
 		if flags := vmFlags(t, lo); !strings.Contains(flags, " hg") {
 			t.Fatalf("advised range: VmFlags%s", flags)
 		}
-		advise(b, false)
+		release()
 		if flags := vmFlags(t, lo); strings.Contains(flags, " hg") {
 			t.Fatalf("withdrawn range: VmFlags%s", flags)
 		}
@@ -103,7 +101,7 @@ func TestAlloc(t *testing.T) {
 			if p%hugeSize != 0 {
 				t.Errorf("Alloc(%d) starts at %#x, inside a huge page", n, p)
 			}
-			if flags := vmFlags(t, p); !strings.Contains(flags, " hg") && advise(wholePages(x), true) {
+			if flags := vmFlags(t, p); wanted() && !strings.Contains(flags, " hg") {
 				t.Errorf("Alloc(%d): VmFlags%s, no huge page request", n, flags)
 			}
 		}
@@ -131,7 +129,7 @@ func TestMake(t *testing.T) {
 		}
 		if runtime.GOOS == "linux" && n*8 >= 2*hugeSize {
 			whole := wholePages(x)
-			if flags := vmFlags(t, uintptr(unsafe.Pointer(unsafe.SliceData(whole)))); !strings.Contains(flags, " hg") && advise(whole, true) {
+			if flags := vmFlags(t, uintptr(unsafe.Pointer(unsafe.SliceData(whole)))); wanted() && !strings.Contains(flags, " hg") {
 				t.Errorf("Make(%d): VmFlags%s, no huge page request", n, flags)
 			}
 		}
