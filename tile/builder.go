@@ -169,9 +169,15 @@ func (b *Builder) drop() {
 	b.sp = nil
 }
 
-// Close removes what the builder spilled to disk.
+// Close removes what the builder spilled to disk and frees what it holds
+// outside the Go heap: a builder given up before Finish (a source that
+// failed to read) must be closed.
 func (b *Builder) Close() error {
-	if b.sp != nil && b.sp.disk != nil {
+	if b.sp == nil {
+		return nil
+	}
+	b.sp.release()
+	if b.sp.disk != nil {
 		return b.sp.disk.close()
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // TestBuilder: tiles built from batches as they arrive equal Build's of the
@@ -209,11 +210,12 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
+		mapped := hugepage.Mapped()
 		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
 		if s == nil {
 			t.Fatal("a 22-bit key does not fit a spread")
 		}
-		if runtime.GOOS == "linux" && c.room >= 1<<19 && s.unmap == nil {
+		if runtime.GOOS == "linux" && c.room >= 1<<19 && hugepage.Mapped() <= mapped {
 			t.Fatalf("room %d: the slab is not mapped outside the heap", c.room)
 		}
 		// Filed in chunks of several sizes, some skipped.
@@ -504,6 +506,39 @@ func TestSpillCuts(t *testing.T) {
 		got := st.cuts(c.groups)
 		if !slices.Equal(got, c.want) {
 			t.Errorf("counts %v in %d groups: cuts %v, want %v", c.counts, c.groups, got, c.want)
+		}
+	}
+}
+
+// TestBuilderCloseFrees: a builder given up before Finish frees, on Close,
+// the buffer it filed its events in outside the Go heap; so does Finish.
+func TestBuilderCloseFrees(t *testing.T) {
+	const n = 1 << 20 // a slab of several MiB: mapped where the platform maps
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n)}
+	for i := range n {
+		ev.Keys.Int[i], ev.TS[i], ev.Values[i] = int64(i%5000), int64(i)*1000, float64(i)
+	}
+	before := hugepage.Mapped()
+	for _, finish := range []bool{false, true} {
+		b := NewBuilder(Grid{Width: 3600e6}, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64)
+		b.Expect(0, 4999, 0, int64(n)*1000, n)
+		b.Add(ev)
+		if !b.streaming {
+			t.Fatal("not streamed")
+		}
+		if runtime.GOOS == "linux" && hugepage.Mapped() <= before {
+			t.Fatal("the slab is not mapped outside the heap")
+		}
+		if finish {
+			if got := b.Finish(); got.Len() == 0 {
+				t.Fatal("no tiles")
+			}
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := hugepage.Mapped(); got != before {
+			t.Fatalf("finish %v: %d bytes still mapped after Close, %d before", finish, got, before)
 		}
 	}
 }

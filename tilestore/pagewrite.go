@@ -31,7 +31,7 @@ import (
 // parquet-go writes for tileSchema (a file of no rows that it writes once
 // per kind of tile set); each column chunk is one DATA_PAGE_V2 page, with a
 // CRC and the column's minimum and maximum. Readers of every kind read the
-// result (TestWriteTilesReadsBack checks it against parquet-go's writer).
+// result (TestWriteTilesMatchesWriter checks it against parquet-go's writer).
 func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer int64, err error) {
 	tpl, err := templateOf(ts.Needs, ts.Keys.String)
 	if err != nil {
