@@ -8,6 +8,7 @@ import (
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/tile"
 )
 
@@ -293,9 +294,10 @@ func (p *plan) layOut(packed bool) {
 // record per row (see layout), in the places its outSlots give.
 type outBuffer struct {
 	*outSlots
-	lay   *layout
-	width int // words per record
-	words []uint64
+	lay     *layout
+	width   int // words per record
+	words   []uint64
+	written func() // withdraws the request for huge pages under fresh words
 }
 
 // outSlots places the records of a sweep. Records are ordered by block of
@@ -359,22 +361,28 @@ func newOutSlots(order []int32, spineRows, outs int) *outSlots {
 
 // newOutBuffer returns a buffer for the records that slots place.
 func newOutBuffer(slots *outSlots, lay *layout) *outBuffer {
-	return &outBuffer{outSlots: slots, lay: lay, width: lay.width, words: getWords(len(slots.slot) * lay.width)}
+	b := &outBuffer{outSlots: slots, lay: lay, width: lay.width}
+	b.words, b.written = getWords(len(slots.slot) * lay.width)
+	return b
 }
 
 // wordPool keeps out buffers between queries: every record is written
 // before it is read, so a reused buffer needs no clearing.
 var wordPool sync.Pool // of *[]uint64
 
-func getWords(n int) []uint64 {
+// getWords returns n words, reused or fresh; fresh ones ask for huge pages
+// until written is called (records land at random: a page fault per 4 KiB
+// of them otherwise, in a fresh process).
+func getWords(n int) (words []uint64, written func()) {
 	if w, ok := wordPool.Get().(*[]uint64); ok && cap(*w) >= n {
-		return (*w)[:n]
+		return (*w)[:n], func() {}
 	}
-	return make([]uint64, n)
+	return hugepage.Make[uint64](n)
 }
 
 // release returns the buffer's memory for the next sweep.
 func (b *outBuffer) release() {
+	b.written()
 	w := b.words
 	b.words = nil
 	wordPool.Put(&w)
