@@ -193,13 +193,7 @@ func (e *Engine) Query(ctx context.Context, sp *Spine, refs []feature.Ref, opt O
 // while. It asks for huge pages under them (hugepage.Make) and returns the
 // function that withdraws the request, to call once they are written.
 func allocColumns(cols []*Column, fns []aggregate.Func, rows int) (written func()) {
-	var mu sync.Mutex
-	var done []func()
-	made := func(f func()) {
-		mu.Lock()
-		done = append(done, f)
-		mu.Unlock()
-	}
+	var req hugepage.Requests
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0), len(cols))) {
@@ -209,22 +203,15 @@ func allocColumns(cols []*Column, fns []aggregate.Func, rows int) (written func(
 				if k >= len(cols) {
 					return
 				}
-				var f func()
-				cols[k].Values, f = hugepage.Make[float64](rows)
-				made(f)
+				cols[k].Values = hugepage.MakeIn[float64](&req, rows)
 				if fns[k] != aggregate.Count && fns[k] != aggregate.Sum {
-					cols[k].Valid, f = hugepage.Make[bool](rows)
-					made(f)
+					cols[k].Valid = hugepage.MakeIn[bool](&req, rows)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return func() {
-		for _, f := range done {
-			f()
-		}
-	}
+	return req.Written
 }
 
 // group is the outputs that read the same data.

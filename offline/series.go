@@ -61,19 +61,15 @@ func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *serie
 	total := int(off[n])
 	withValues := needs.HasValues()
 	s := &series{needs: needs, first: off[:n], end: off[1:]}
-	var written []func()
-	s.pos, written = appendMade(written, total, s.pos)
+	var req hugepage.Requests
+	defer req.Written()
+	s.pos = hugepage.MakeIn[int64](&req, total)
 	if withValues {
-		s.vals, written = appendMade(written, total, s.vals)
+		s.vals = hugepage.MakeIn[float64](&req, total)
 		if ev.Valid != nil {
-			s.valid, written = appendMade(written, total, s.valid)
+			s.valid = hugepage.MakeIn[bool](&req, total)
 		}
 	}
-	defer func() {
-		for _, f := range written {
-			f()
-		}
-	}()
 	parts := max(1, min(runtime.GOMAXPROCS(0), total/(1<<18)))
 	cut := make([]int32, parts+1) // part q holds ids [cut[q], cut[q+1])
 	for q, g := 1, 0; q < parts; q++ {
@@ -364,13 +360,6 @@ func (s *series) rankBy(rank []int32) {
 		first[r], end[r] = s.first[id], s.end[id]
 	}
 	s.first, s.end, s.runs = first, end, nil
-}
-
-// appendMade returns a slice of n elements with huge pages asked for under
-// it (hugepage.Make), and written with the withdrawal of the request added.
-func appendMade[T any](written []func(), n int, _ []T) ([]T, []func()) {
-	x, done := hugepage.Make[T](n)
-	return x, append(written, done)
 }
 
 func gather[T any](col []T, order []int32) []T {

@@ -27,18 +27,16 @@ type buffers struct {
 // written: the decoder calls them once it has written the column through,
 // so that the request does not outlive the writing (the kernel could
 // otherwise fill memory the runtime gave back with huge pages again).
-func fresh[T any](b *buffers, n int, written *[]func()) []T {
+func fresh[T any](b *buffers, n int, written *hugepage.Requests) []T {
 	if b == nil {
 		return make([]T, n)
 	}
-	s, done := hugepage.Make[T](n)
-	*written = append(*written, done)
-	return s
+	return hugepage.MakeIn[T](written, n)
 }
 
 // int64s returns a slice of n integers, not zeroed when reused: the
 // decoder writes every row. See fresh for written.
-func (b *buffers) int64s(n int, written *[]func()) []int64 {
+func (b *buffers) int64s(n int, written *hugepage.Requests) []int64 {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeInts, n); ok {
 			return s
@@ -48,7 +46,7 @@ func (b *buffers) int64s(n int, written *[]func()) []int64 {
 }
 
 // float64s is int64s for floats.
-func (b *buffers) float64s(n int, written *[]func()) []float64 {
+func (b *buffers) float64s(n int, written *hugepage.Requests) []float64 {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeFloats, n); ok {
 			return s
@@ -58,7 +56,7 @@ func (b *buffers) float64s(n int, written *[]func()) []float64 {
 }
 
 // bools is int64s for booleans.
-func (b *buffers) bools(n int, written *[]func()) []bool {
+func (b *buffers) bools(n int, written *hugepage.Requests) []bool {
 	if b != nil {
 		if s, ok := take(&b.mu, &b.freeBools, n); ok {
 			return s

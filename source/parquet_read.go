@@ -13,6 +13,8 @@ import (
 	"github.com/parquet-go/parquet-go/deprecated"
 	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/format"
+
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // errCorrupt marks structural problems found while decoding a Parquet file.
@@ -221,8 +223,8 @@ type columnReader struct {
 
 	lastDict parquet.Dictionary // dictionary whose strings are in dictStrs
 	dictStrs []string
-	bufs     *buffers // memory to decode into; nil: fresh
-	written  []func() // to call once the column is decoded (see fresh)
+	bufs     *buffers          // memory to decode into; nil: fresh
+	written  hugepage.Requests // withdrawn once the column is decoded (see fresh)
 }
 
 // readParquetColumn reads every page of col, in all row groups, into a
@@ -250,11 +252,7 @@ func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, e
 	default:
 		r.col.Ints = bufs.int64s(rows, &r.written)
 	}
-	defer func() {
-		for _, f := range r.written {
-			f()
-		}
-	}()
+	defer r.written.Written()
 	pages := col.Pages()
 	defer pages.Close()
 	for {

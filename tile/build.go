@@ -432,14 +432,6 @@ func (s *Set) alloc(n int) {
 	}
 }
 
-// madeWith returns hugepage.Make(n), handing track the withdrawal of its
-// request for huge pages.
-func madeWith[T any](n int, track func(func())) []T {
-	x, done := hugepage.Make[T](n)
-	track(done)
-	return x
-}
-
 // adviseHuge asks for huge pages under the numeric columns of s, which
 // alloc just made, before they are first written, and returns a function
 // that withdraws the request once they are. In a fresh process the columns
@@ -636,24 +628,19 @@ func Concat(batches []*Events) *Events {
 	}
 	// The joined columns are fresh memory in a fresh process: huge pages
 	// spare a page fault per 4 KiB of them as the copy first writes them.
-	var written []func()
-	track := func(done func()) { written = append(written, done) }
-	defer func() {
-		for _, f := range written {
-			f()
-		}
-	}()
-	out.TS = madeWith[int64](n, track)
+	var req hugepage.Requests
+	defer req.Written()
+	out.TS = hugepage.MakeIn[int64](&req, n)
 	if out.Keys.String {
 		out.Keys.Str = make([]string, n)
 	} else {
-		out.Keys.Int = madeWith[int64](n, track)
+		out.Keys.Int = hugepage.MakeIn[int64](&req, n)
 	}
 	if values {
-		out.Values = madeWith[float64](n, track)
+		out.Values = hugepage.MakeIn[float64](&req, n)
 	}
 	if valid {
-		out.Valid = madeWith[bool](n, track)
+		out.Valid = hugepage.MakeIn[bool](&req, n)
 	}
 	put := func(i int) {
 		b, o := batches[i], offs[i]

@@ -2,7 +2,9 @@ package tilestore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"testing"
 
@@ -118,7 +120,7 @@ func readAllErr(f *parquet.File) ([]parquet.Row, error) {
 			}
 			if err != nil {
 				rows.Close()
-				if err.Error() == "EOF" {
+				if errors.Is(err, io.EOF) {
 					break
 				}
 				return nil, err

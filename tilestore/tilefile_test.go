@@ -158,22 +158,9 @@ func sameEncodings(a, b []format.Encoding) bool {
 
 func readAll(t *testing.T, name string, f *parquet.File) []parquet.Row {
 	t.Helper()
-	var out []parquet.Row
-	for _, rg := range f.RowGroups() {
-		rows := rg.Rows()
-		buf := make([]parquet.Row, 256)
-		for {
-			n, err := rows.ReadRows(buf)
-			for _, r := range buf[:n] {
-				out = append(out, r.Clone())
-			}
-			if err != nil {
-				break
-			}
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatalf("%s: read rows: %v", name, err)
-		}
+	rows, err := readAllErr(f)
+	if err != nil {
+		t.Fatalf("%s: read rows: %v", name, err)
 	}
-	return out
+	return rows
 }

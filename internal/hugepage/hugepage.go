@@ -138,3 +138,30 @@ func Make[T any](n int) (x []T, written func()) {
 	x = make([]T, n)
 	return x, Advise(x)
 }
+
+// Requests gathers the withdrawals of the requests of several buffers of
+// Make, to make all at once when they are written; safe for concurrent
+// use. The zero value is ready.
+type Requests struct {
+	mu   sync.Mutex
+	done []func()
+}
+
+// MakeIn is Make, with the withdrawal of the request kept in r.
+func MakeIn[T any](r *Requests, n int) []T {
+	x, done := Make[T](n)
+	r.mu.Lock()
+	r.done = append(r.done, done)
+	r.mu.Unlock()
+	return x
+}
+
+// Written withdraws the requests kept in r.
+func (r *Requests) Written() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.done {
+		f()
+	}
+	r.done = nil
+}

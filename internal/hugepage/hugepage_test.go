@@ -141,3 +141,25 @@ func TestMake(t *testing.T) {
 		}
 	}
 }
+
+// TestRequests: buffers of MakeIn keep their requests in the Requests until
+// Written withdraws them all, and their contents through it.
+func TestRequests(t *testing.T) {
+	var req Requests
+	a, b := MakeIn[uint64](&req, 3*hugeSize/8), MakeIn[float64](&req, 10)
+	if len(a) != 3*hugeSize/8 || len(b) != 10 || len(req.done) != 2 {
+		t.Fatalf("MakeIn: %d and %d elements, %d requests kept", len(a), len(b), len(req.done))
+	}
+	for i := range a {
+		a[i] = uint64(i)
+	}
+	if runtime.GOOS == "linux" && wanted() {
+		if flags := vmFlags(t, uintptr(unsafe.Pointer(unsafe.SliceData(wholePages(a))))); !strings.Contains(flags, " hg") {
+			t.Fatalf("MakeIn: VmFlags%s, no huge page request", flags)
+		}
+	}
+	req.Written()
+	if len(req.done) != 0 || a[len(a)-1] != uint64(len(a)-1) {
+		t.Fatal("Written kept requests or lost contents")
+	}
+}
