@@ -150,6 +150,50 @@ func TestBuilderLarge(t *testing.T) {
 	}
 }
 
+// TestBuilderDirtySlab: a builder whose slab is memory an earlier buffer
+// freed, full of what that buffer held (NaNs, keys of every partition),
+// builds the same tiles as Build.
+func TestBuilderDirtySlab(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("slabs are mapped outside the Go heap on Linux only")
+	}
+	rng := rand.New(rand.NewPCG(57, 58))
+	const n = 1 << 20
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+	for i := range n {
+		ev.Keys.Int[i], ev.TS[i] = rng.Int64N(3000), rng.Int64N(1e6)
+		ev.Values[i], ev.Valid[i] = rng.NormFloat64(), rng.IntN(10) != 0
+	}
+	g, needs := Grid{Width: 5000}, aggregate.Var.Needs()|aggregate.Min.Needs()|aggregate.Max.Needs()
+	want := Build(ev, g, needs, math.MinInt64, math.MaxInt64)
+	hugepage.Trim()
+	var frees []func()
+	for range 2 { // spares for the keys and the values, larger than the slab
+		junk, free := hugepage.Scratch[uint64](4 * n)
+		for i := range junk {
+			junk[i] = math.Float64bits(math.NaN()) ^ uint64(i)
+		}
+		frees = append(frees, free)
+	}
+	for _, free := range frees {
+		free()
+	}
+	mapped := hugepage.Mapped()
+	b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+	b.Expect(0, 2999, 0, 1e6, n)
+	b.Add(ev)
+	if !b.streaming {
+		t.Fatal("not streamed")
+	}
+	if got := hugepage.Mapped(); got != mapped {
+		t.Fatalf("the slab was mapped afresh (%d bytes mapped, %d before), not taken from the spares", got, mapped)
+	}
+	if got := b.Finish(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("builder on a dirty slab made %d tiles, Build %d, or they differ", got.Len(), want.Len())
+	}
+	hugepage.Trim()
+}
+
 // TestBuilderEmptyBatchOfOtherKind: an empty batch that says the other key
 // kind (a CSV file with only a header reads as integers), first or between
 // others, changes nothing: the tiles are those of the batches with events,
@@ -210,6 +254,7 @@ func TestSpreadSort(t *testing.T) {
 		for i := range n / 10 {
 			sample = append(sample, key(i))
 		}
+		hugepage.Trim() // a spare would take the slab's place
 		mapped := hugepage.Mapped()
 		s := newSpread(width, c.room, sample, 0.1, true, 0, 1)
 		if s == nil {
@@ -518,6 +563,7 @@ func TestBuilderCloseFrees(t *testing.T) {
 	for i := range n {
 		ev.Keys.Int[i], ev.TS[i], ev.Values[i] = int64(i%5000), int64(i)*1000, float64(i)
 	}
+	hugepage.Trim()
 	before := hugepage.Mapped()
 	for _, finish := range []bool{false, true} {
 		b := NewBuilder(Grid{Width: 3600e6}, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64)
@@ -537,6 +583,7 @@ func TestBuilderCloseFrees(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
+		hugepage.Trim() // a freed slab waits, mapped, for the next
 		if got := hugepage.Mapped(); got != before {
 			t.Fatalf("finish %v: %d bytes still mapped after Close, %d before", finish, got, before)
 		}

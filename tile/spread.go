@@ -139,17 +139,19 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 }
 
 // alloc gives a spread that does not spill a slab of slots outside the Go
-// heap, freshly mapped on huge pages (see hugepage.Alloc): keys fill it at
-// random across its partitions' blocks, which on the heap costs a page
-// fault per 4 KiB the first time it is written, and, in a process that
-// reuses heap memory, a clearing pass first. (A 20M-event backfill: 0.35 s
-// of clearing and faults in a warm process; 13-18% of the time of a fresh
-// one.) A spread that spills keeps its slab small, on the heap.
+// heap, on huge pages (see hugepage.Scratch): keys fill it at random across
+// its partitions' blocks, which on the heap costs a page fault per 4 KiB
+// the first time it is written, and, in a process that reuses heap memory,
+// a clearing pass first. (A 20M-event backfill: 0.35 s of clearing and
+// faults in a warm process; 13-18% of the time of a fresh one.) The slab
+// may be one an earlier spread freed moments ago, its contents undefined:
+// a spread reads only the slots it wrote. A spread that spills keeps its
+// slab small, on the heap.
 func (s *spread) alloc(slots int, withValues bool) {
-	keys, k := hugepage.Alloc[uint32](slots)
+	keys, k := hugepage.Scratch[uint32](slots)
 	s.keys, s.unmap = keys, k
 	if withValues {
-		vals, v := hugepage.Alloc[float64](slots)
+		vals, v := hugepage.Scratch[float64](slots)
 		s.vals, s.unmap = vals, func() { k(); v() }
 	}
 }

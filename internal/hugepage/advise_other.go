@@ -5,7 +5,7 @@ package hugepage
 // advise does nothing where huge pages are not asked for.
 func advise([]byte, bool) bool { return false }
 
-// mapFresh maps nothing where huge pages are not asked for: Alloc takes
+// mapFresh maps nothing where huge pages are not asked for: Scratch takes
 // memory from the Go heap.
 func mapFresh(int) ([]byte, func()) { return nil, nil }
 

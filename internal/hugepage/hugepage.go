@@ -10,7 +10,9 @@ package hugepage
 import (
 	"math"
 	"runtime/debug"
+	"slices"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -52,45 +54,160 @@ func wholePages[T any](x []T) []byte {
 	return all[lo:hi]
 }
 
-// Elem is what a buffer of Alloc may hold: plain numbers, which the garbage
+// Elem is what a buffer of Scratch may hold: plain numbers, which the garbage
 // collector need not scan.
 type Elem interface {
 	~uint8 | ~uint16 | ~uint32 | ~uint64 | ~int8 | ~int16 | ~int32 | ~int64 | ~float32 | ~float64
 }
 
-// Alloc returns a zero buffer of n elements outside the Go heap, mapped
-// afresh with huge pages asked for before it is first written, and a
-// function that unmaps it, which the caller must call once, when nothing
-// uses the buffer any more (a use after it faults). A buffer of the Go heap
-// costs more: when the heap reuses memory it clears it first, a page fault
-// per 4 KiB where the memory went back to the kernel, before the caller
-// writes it again. Where memory cannot be mapped (another platform, a
-// refused mapping) or need not be (less than a huge page), it is a buffer of
+// Scratch returns a buffer of n elements outside the Go heap, on huge pages
+// asked for before it is first written, and a function that frees it, which
+// the caller must call once, when nothing uses the buffer any more. Its
+// contents are undefined: it is for buffers whose every element is
+// written before it is read, such as the slab a backfill files its events
+// in.
+//
+// The buffer is either mapped afresh or a mapping that an earlier buffer
+// of Scratch freed within the last spareIdle (see spares): a fresh mapping
+// costs the kernel a cleared page per page first written (a tenth of a
+// second per 250 MB on a virtual machine), which a reused one, already
+// written, does not; a buffer of the Go heap costs more, a clearing pass
+// and, where the heap gave the memory back to the kernel, a page fault per
+// 4 KiB. Where memory cannot be mapped (another platform, a refused
+// mapping) or need not be (less than a huge page), it is a zero buffer of
 // the Go heap and free does nothing.
-func Alloc[T Elem](n int) (x []T, free func()) {
+func Scratch[T Elem](n int) (x []T, free func()) {
 	var zero T
 	size := n * int(unsafe.Sizeof(zero))
 	if n <= 0 || size/int(unsafe.Sizeof(zero)) != n || size < hugeSize {
 		return make([]T, max(n, 0)), func() {}
 	}
-	b, unmap := mapFresh(size)
-	if b == nil {
-		return make([]T, n), func() {}
+	m := spares.take(size)
+	if m == nil {
+		b, unmap := mapFresh(size)
+		if b == nil {
+			return make([]T, n), func() {}
+		}
+		m = &mapping{b: b, unmap: unmap, give: reserve(int64(size))}
 	}
-	give := reserve(int64(size))
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n), func() {
-		unmap()
-		give()
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(m.b))), n), func() { spares.put(m) }
+}
+
+// mapping is the memory of a buffer of Scratch: its bytes, from a huge page
+// boundary, what unmaps them and what takes them off the mapped bytes.
+type mapping struct {
+	b           []byte
+	unmap, give func()
+	freed       time.Time
+}
+
+// release unmaps m and takes it off the mapped bytes.
+func (m *mapping) release() {
+	m.unmap()
+	m.give()
+}
+
+// spareIdle is how long a freed mapping waits for a buffer of Scratch to
+// reuse it before it goes back to the kernel (read under spares.mu);
+// maxSpares is how many wait at once (a backfill frees two per tile set:
+// keys and values).
+var spareIdle = 3 * time.Second
+
+const maxSpares = 8
+
+// spares are the mappings freed by buffers of Scratch, waiting for the
+// next: the builders of a backfill's sources, built one after another (or
+// the next backfill of a process that runs them back to back), write their
+// slabs into memory the kernel has already cleared and backed with huge
+// pages once. They stay counted as mapped (Mapped), and off the memory
+// limit, while they wait.
+var spares spareList
+
+type spareList struct {
+	mu    sync.Mutex
+	list  []*mapping
+	timer *time.Timer
+}
+
+// take returns the smallest spare of at least size bytes, nil when none is.
+func (s *spareList) take(size int) *mapping {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best := -1
+	for i, m := range s.list {
+		if len(m.b) >= size && (best < 0 || len(m.b) < len(s.list[best].b)) {
+			best = i
+		}
 	}
+	if best < 0 {
+		return nil
+	}
+	m := s.list[best]
+	s.list = slices.Delete(s.list, best, best+1)
+	return m
+}
+
+// put keeps m for the next buffer of Scratch, for spareIdle at most, and
+// releases the oldest spare beyond maxSpares.
+func (s *spareList) put(m *mapping) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m.freed = time.Now()
+	s.list = append(s.list, m)
+	if len(s.list) > maxSpares {
+		s.list[0].release()
+		s.list = slices.Delete(s.list, 0, 1)
+	}
+	if s.timer == nil {
+		s.timer = time.AfterFunc(spareIdle, s.expire)
+	}
+}
+
+// expire releases the spares that waited spareIdle, and waits for the
+// others.
+func (s *spareList) expire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer = nil
+	now := time.Now()
+	kept := s.list[:0]
+	for _, m := range s.list {
+		if now.Sub(m.freed) >= spareIdle {
+			m.release()
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	clear(s.list[len(kept):])
+	s.list = kept
+	if len(kept) > 0 {
+		s.timer = time.AfterFunc(spareIdle-now.Sub(kept[0].freed), s.expire)
+	}
+}
+
+// Trim releases every spare mapping now.
+func Trim() {
+	spares.mu.Lock()
+	defer spares.mu.Unlock()
+	if spares.timer != nil {
+		spares.timer.Stop()
+		spares.timer = nil
+	}
+	for _, m := range spares.list {
+		m.release()
+	}
+	clear(spares.list)
+	spares.list = spares.list[:0]
 }
 
 var (
 	mappedMu sync.Mutex
-	mapped   int64 // bytes Alloc holds outside the Go heap
+	mapped   int64 // bytes that buffers of Scratch and spares hold outside the Go heap
 )
 
-// Mapped returns the bytes that buffers of Alloc hold outside the Go heap
-// now: memory that the runtime's own accounting does not see.
+// Mapped returns the bytes that buffers of Scratch, and the spares waiting
+// for the next (see Trim), hold outside the Go heap now: memory that the
+// runtime's own accounting does not see.
 func Mapped() int64 {
 	mappedMu.Lock()
 	defer mappedMu.Unlock()

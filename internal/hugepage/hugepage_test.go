@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -75,41 +76,111 @@ func vmFlags(t *testing.T, a uintptr) string {
 	return ""
 }
 
-// TestAlloc: a buffer of Alloc holds n zero elements that keep what is
+// TestScratch: a buffer of Scratch holds n elements that keep what is
 // written to them until it is freed; on Linux a large one lies outside the
 // Go heap, starting on a huge page with the request for huge pages taken,
-// and small or empty ones come from the heap.
-func TestAlloc(t *testing.T) {
+// and small or empty ones are zero buffers of the heap.
+func TestScratch(t *testing.T) {
+	Trim()
 	for _, n := range []int{0, 1, 1000, hugeSize / 8, 3*hugeSize/8 + 5} {
-		x, free := Alloc[float64](n)
+		x, free := Scratch[float64](n)
 		if len(x) != n {
-			t.Fatalf("Alloc(%d) has %d elements", n, len(x))
+			t.Fatalf("Scratch(%d) has %d elements", n, len(x))
 		}
 		for i, v := range x {
-			if v != 0 {
-				t.Fatalf("Alloc(%d)[%d] = %v, not zero", n, i, v)
+			if n*8 < hugeSize && v != 0 {
+				t.Fatalf("Scratch(%d)[%d] = %v, not zero", n, i, v)
 			}
 			x[i] = float64(i) + 0.5
 		}
 		for i, v := range x {
 			if v != float64(i)+0.5 {
-				t.Fatalf("Alloc(%d)[%d] = %v after writing", n, i, v)
+				t.Fatalf("Scratch(%d)[%d] = %v after writing", n, i, v)
 			}
 		}
 		if runtime.GOOS == "linux" && n*8 >= hugeSize {
 			p := uintptr(unsafe.Pointer(unsafe.SliceData(x)))
 			if p%hugeSize != 0 {
-				t.Errorf("Alloc(%d) starts at %#x, inside a huge page", n, p)
+				t.Errorf("Scratch(%d) starts at %#x, inside a huge page", n, p)
 			}
 			if flags := vmFlags(t, p); wanted() && !strings.Contains(flags, " hg") {
-				t.Errorf("Alloc(%d): VmFlags%s, no huge page request", n, flags)
+				t.Errorf("Scratch(%d): VmFlags%s, no huge page request", n, flags)
 			}
 		}
 		free()
 	}
-	ints, free := Alloc[uint32](1 << 20)
+	ints, free := Scratch[uint32](1 << 20)
 	ints[len(ints)-1] = 7
 	free()
+	Trim()
+}
+
+// TestScratchReuse: a freed buffer of Scratch waits, still mapped, for the
+// next buffer it can hold, which gets the same memory; the rest go back
+// to the kernel on Trim, after spareIdle, or when more than maxSpares wait.
+func TestScratchReuse(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("memory is mapped outside the Go heap on Linux only")
+	}
+	Trim()
+	base := Mapped()
+	const n = 1 << 20 // 8 MiB of float64
+	x, free := Scratch[float64](n)
+	if Mapped() != base+8*n {
+		t.Fatalf("Mapped() = %d with 8 MiB mapped, want %d", Mapped(), base+8*n)
+	}
+	x[n-1] = 42
+	p := unsafe.SliceData(x)
+	free()
+	if Mapped() != base+8*n {
+		t.Fatalf("Mapped() = %d once freed, want the spare's %d", Mapped(), base+8*n)
+	}
+	if y, free := Scratch[float64](2 * n); unsafe.SliceData(y) == p {
+		t.Fatal("a spare of 8 MiB was reused for a buffer of 16 MiB")
+	} else {
+		free()
+	}
+	y, free := Scratch[uint32](n) // 4 MiB: the smallest spare that holds it
+	if unsafe.SliceData(y) != (*uint32)(unsafe.Pointer(p)) {
+		t.Fatal("a buffer of 4 MiB did not reuse the spare of 8 MiB")
+	}
+	y[0] = 1
+	free()
+	Trim()
+	if Mapped() != base {
+		t.Fatalf("Mapped() = %d after Trim, want %d", Mapped(), base)
+	}
+
+	// No more than maxSpares wait.
+	var frees []func()
+	for range maxSpares + 3 {
+		_, free := Scratch[byte](hugeSize)
+		frees = append(frees, free)
+	}
+	for _, f := range frees {
+		f()
+	}
+	if got := Mapped() - base; got != maxSpares*hugeSize {
+		t.Fatalf("%d bytes of spares wait, want %d", got, maxSpares*hugeSize)
+	}
+	Trim()
+
+	// Spares go back to the kernel once they waited spareIdle.
+	setIdle := func(d time.Duration) {
+		spares.mu.Lock()
+		defer spares.mu.Unlock()
+		spareIdle = d
+	}
+	old := spareIdle
+	setIdle(20 * time.Millisecond)
+	defer setIdle(old)
+	_, free = Scratch[byte](hugeSize)
+	free()
+	for deadline := time.Now().Add(10 * time.Second); Mapped() != base; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Mapped() = %d long after spareIdle, want %d", Mapped(), base)
+		}
+	}
 }
 
 // TestMake: a buffer of Make is a zero slice of the Go heap of n elements
