@@ -85,7 +85,7 @@ func spillSource(ctx context.Context, src *feature.Source, sets []*feature.TileS
 				return err
 			}
 		}
-		t.Release() // the events are on their way to disk: decode the next file here
+		t.Release() // the events are on their way to disk: decode the next piece here
 		return nil
 	})
 	if err != nil {

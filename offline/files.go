@@ -176,7 +176,8 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 }
 
 // StreamEvents calls fn with the events of spec whose key is in keep (all
-// when keep is nil) and that pass the filter, one source file at a time.
+// when keep is nil) and that pass the filter, a piece of a source file at a
+// time (see source.Stream).
 func (f *FileEvents) StreamEvents(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(*tile.Events) error) error {
 	src, req, err := f.request(spec)
 	if err != nil {

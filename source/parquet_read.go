@@ -121,9 +121,20 @@ func topColumns(pf *parquet.File) []string {
 	return names
 }
 
-// readParquet reads the requested columns of one Parquet file. It returns the
-// table and the compressed bytes of the column chunks read.
-func readParquet(name string, req []Request, bufs *buffers) (t *Table, nbytes int64, err error) {
+// groups is a run [lo, hi) of a Parquet file's row groups, whose first row
+// is the file's row row0 (0-based); the zero value is every row group.
+type groups struct {
+	lo, hi int
+	row0   int64
+}
+
+// all reports whether g is the whole file.
+func (g groups) all() bool { return g.hi == 0 }
+
+// readParquet reads the requested columns of the row groups g of one
+// Parquet file. It returns the table and the compressed bytes of the
+// column chunks read.
+func readParquet(name string, req []Request, bufs *buffers, g groups) (t *Table, nbytes int64, err error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", name, err)
@@ -155,6 +166,22 @@ func readParquet(name string, req []Request, bufs *buffers) (t *Table, nbytes in
 	if rows == 0 {
 		return nil, 0, fmt.Errorf("read %s: the file has no rows; remove it or give a file with events", name)
 	}
+	rgs := pf.RowGroups()
+	if !g.all() {
+		if g.lo < 0 || g.hi > len(rgs) || g.lo >= g.hi {
+			return nil, 0, fmt.Errorf("read %s: row groups %d to %d of %d: the file changed while it was read", name, g.lo, g.hi, len(rgs))
+		}
+		rgs = rgs[g.lo:g.hi]
+		rows = 0
+		for _, rg := range rgs {
+			rows += rg.NumRows()
+		}
+	}
+	mds := pf.Metadata().RowGroups
+	if len(mds) != len(pf.RowGroups()) {
+		return nil, 0, fmt.Errorf("read %s: corrupt Parquet file: the footer lists %d row groups but holds %d", name, len(pf.RowGroups()), len(mds))
+	}
+	mds = mds[g.lo : g.lo+len(rgs)]
 	if req == nil {
 		for _, n := range topColumns(pf) {
 			req = append(req, Request{Name: n, Role: AsIs})
@@ -173,7 +200,7 @@ func readParquet(name string, req []Request, bufs *buffers) (t *Table, nbytes in
 		// The footer has no checksum: check that the schema and the column
 		// chunks agree, so that a damaged footer is not decoded as other data.
 		idx := c.Index()
-		for _, rg := range pf.Metadata().RowGroups {
+		for _, rg := range mds {
 			if idx < 0 || idx >= len(rg.Columns) {
 				return nil, 0, fmt.Errorf("read %s: corrupt Parquet file: row group lacks column %q", name, r.Name)
 			}
@@ -195,12 +222,16 @@ func readParquet(name string, req []Request, bufs *buffers) (t *Table, nbytes in
 					errs[i] = fmt.Errorf("read %s: column %q: corrupt Parquet file: %v", name, req[i].Name, r)
 				}
 			}()
-			c, err := readParquetColumn(cols[i], int(rows), bufs)
+			chunks := make([]parquet.ColumnChunk, len(rgs))
+			for j, rg := range rgs {
+				chunks[j] = rg.ColumnChunks()[cols[i].Index()]
+			}
+			c, err := readParquetColumn(cols[i], chunks, int(rows), bufs)
 			if err != nil {
 				errs[i] = fmt.Errorf("read %s: column %q: %w", name, req[i].Name, err)
 				return
 			}
-			t.Columns[i], errs[i] = applyRole(name, c, req[i].Role, parquetRow)
+			t.Columns[i], errs[i] = applyRole(name, c, req[i].Role, func(r int) string { return parquetRow(int(g.row0) + r) })
 		})
 	}
 	wg.Wait()
@@ -227,9 +258,9 @@ type columnReader struct {
 	written  hugepage.Requests // withdrawn once the column is decoded (see fresh)
 }
 
-// readParquetColumn reads every page of col, in all row groups, into a
+// readParquetColumn reads every page of col's chunks, rows in all, into a
 // column of its native kind, in memory from bufs where it has some.
-func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, error) {
+func readParquetColumn(col *parquet.Column, chunks []parquet.ColumnChunk, rows int, bufs *buffers) (*Column, error) {
 	pt, err := typeOf(col)
 	if err != nil {
 		return nil, err
@@ -253,19 +284,8 @@ func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, e
 		r.col.Ints = bufs.int64s(rows, &r.written)
 	}
 	defer r.written.Written()
-	pages := col.Pages()
-	defer pages.Close()
-	for {
-		page, err := pages.ReadPage()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read page: %w", err)
-		}
-		err = r.page(page)
-		parquet.Release(page)
-		if err != nil {
+	for _, cc := range chunks {
+		if err := r.chunk(cc); err != nil {
 			return nil, err
 		}
 	}
@@ -274,6 +294,26 @@ func readParquetColumn(col *parquet.Column, rows int, bufs *buffers) (*Column, e
 	}
 	r.finish()
 	return r.col, nil
+}
+
+// chunk decodes the pages of one column chunk at r.pos.
+func (r *columnReader) chunk(cc parquet.ColumnChunk) error {
+	pages := cc.Pages()
+	defer pages.Close()
+	for {
+		page, err := pages.ReadPage()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read page: %w", err)
+		}
+		err = r.page(page)
+		parquet.Release(page)
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // page decodes one data page at r.pos.

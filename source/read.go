@@ -74,9 +74,16 @@ func Read(path string, req []Request, opt Options) (*Table, error) {
 
 // readFile reads one file, choosing the format by its extension.
 func readFile(name string, req []Request, bufs *buffers) (*Table, int64, error) {
+	return readPiece(piece{file: name}, req, bufs)
+}
+
+// readPiece reads one piece of a file: a run of a Parquet file's row
+// groups, or a whole file.
+func readPiece(p piece, req []Request, bufs *buffers) (*Table, int64, error) {
+	name := p.file
 	switch strings.ToLower(filepath.Ext(name)) {
 	case ".parquet":
-		return readParquet(name, req, bufs)
+		return readParquet(name, req, bufs, p.groups)
 	case ".csv":
 		return readCSV(name, req)
 	}

@@ -12,13 +12,14 @@ import (
 )
 
 // Stream reads the requested columns of every file that path names, like
-// Read, but hands them to fn one file at a time, in name order, while the
-// next files decode: memory holds a few files' columns, never the whole
-// source. A table passed to fn is fn's to keep, unless fn calls its Release:
-// later files then decode into its memory. Errors are Read's; a column
-// whose kind differs from the first file's stops the stream at that file,
-// after fn has seen the files before it. fn's error stops the stream and is
-// returned as is.
+// Read, but hands them to fn a piece at a time, in order (files in name
+// order; a Parquet file's row groups in runs of at least pieceRows rows,
+// a CSV file whole), while the next pieces decode: memory holds a few
+// pieces' columns, never the whole source. A table passed to fn is fn's to
+// keep, unless fn calls its Release: later pieces then decode into its
+// memory. Errors are Read's; a column whose kind differs from the first
+// file's stops the stream at that file, after fn has seen the pieces
+// before it. fn's error stops the stream and is returned as is.
 func Stream(ctx context.Context, path string, req []Request, opt Options, fn func(file string, t *Table) error) error {
 	if len(req) == 0 {
 		return fmt.Errorf("stream %s: no columns requested", path)
@@ -29,47 +30,56 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	}
 	files = pruneFiles(files, opt.Time)
 	type result struct {
+		p     piece
 		t     *Table
 		bytes int64
 		err   error
 	}
-	// Decode files ahead of fn, delivering in order: one per two cores
-	// (each file's columns decode concurrently already), so that memory
-	// holds few files.
-	ahead := max(1, runtime.GOMAXPROCS(0)/2)
-	results := make([]chan result, len(files))
-	for i := range results {
-		results[i] = make(chan result, 1)
-	}
+	// Decode pieces ahead of fn, delivering in order: as many as there
+	// are cores (each piece's columns decode concurrently already), so
+	// that the cores stay busy while fn works and memory holds few pieces.
+	// Pieces rather than whole files keep the first wait and the last
+	// piece's work, which no decoding overlaps, short.
+	ahead := max(2, runtime.GOMAXPROCS(0))
+	order := make(chan chan result, ahead)
 	tokens := make(chan struct{}, ahead)
 	bufs := &buffers{}
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		for i, name := range files {
-			select {
-			case tokens <- struct{}{}:
-			case <-stop:
-				return
+		defer close(order)
+		for _, name := range files {
+			pieces, err := piecesOf(name)
+			if err != nil {
+				pieces = []piece{{file: name}} // the read says what is wrong
 			}
-			go func() {
-				t, n, err := readFile(name, req, bufs)
-				if t != nil {
-					t.pool = bufs
+			for _, p := range pieces {
+				select {
+				case tokens <- struct{}{}:
+				case <-stop:
+					return
 				}
-				results[i] <- result{t, n, err}
-			}()
+				ch := make(chan result, 1)
+				order <- ch // room: a token is held per channel queued
+				go func() {
+					t, n, err := readPiece(p, req, bufs)
+					if t != nil {
+						t.pool = bufs
+					}
+					ch <- result{p, t, n, err}
+				}()
+			}
 		}
 	}()
 	var base []Kind // of the first file's columns
 	baseFile := ""
-	for i, name := range files {
+	for ch := range order {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("stream %s: %w", path, err)
 		}
 		var r result
 		select {
-		case r = <-results[i]:
+		case r = <-ch:
 		case <-ctx.Done():
 			return fmt.Errorf("stream %s: %w", path, ctx.Err())
 		}
@@ -77,8 +87,11 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		if r.err != nil {
 			return r.err
 		}
+		name := r.p.file
 		if opt.Stats != nil {
-			opt.Stats.Files.Add(1)
+			if r.p.groups.lo == 0 {
+				opt.Stats.Files.Add(1)
+			}
 			opt.Stats.Rows.Add(int64(r.t.Rows))
 			opt.Stats.Bytes.Add(r.bytes)
 		}
@@ -100,7 +113,45 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 			return err
 		}
 	}
-	return nil
+	return ctx.Err()
+}
+
+// pieceRows is the fewest rows of a piece of a Parquet file that Stream
+// hands over: enough that a piece's columns are worth decoding
+// concurrently, few enough that the first piece arrives early (a
+// variable for tests).
+var pieceRows int64 = 1 << 19
+
+// piece is a part of a file that Stream reads and hands over at once.
+type piece struct {
+	file   string
+	groups groups // of a Parquet file; the zero value is the whole file
+}
+
+// piecesOf cuts a Parquet file into runs of whole row groups of at least
+// pieceRows rows each (the last may hold fewer); any other file is one
+// piece.
+func piecesOf(name string) ([]piece, error) {
+	if strings.ToLower(filepath.Ext(name)) != ".parquet" {
+		return []piece{{file: name}}, nil
+	}
+	sizes, err := groupSizes(name)
+	if err != nil || len(sizes) <= 1 {
+		return []piece{{file: name}}, err
+	}
+	var out []piece
+	lo, rows, row0 := 0, int64(0), int64(0)
+	for g, n := range sizes {
+		rows += n
+		if rows >= pieceRows || g == len(sizes)-1 {
+			out = append(out, piece{file: name, groups: groups{lo: lo, hi: g + 1, row0: row0}})
+			lo, row0, rows = g+1, row0+rows, 0
+		}
+	}
+	if len(out) == 1 {
+		return []piece{{file: name}}, nil
+	}
+	return out, nil
 }
 
 // sameKind checks that column r has one kind in two files.
@@ -157,21 +208,40 @@ func openSized(name string) (*os.File, int64, error) {
 }
 
 func parquetRows(name string) (n int64, err error) {
-	f, size, err := openSized(name)
+	err = withFooter(name, func(pf *parquet.File) { n = pf.NumRows() })
+	return n, err
+}
+
+// groupSizes returns the rows of each row group of a Parquet file, from
+// its footer.
+func groupSizes(name string) (sizes []int64, err error) {
+	err = withFooter(name, func(pf *parquet.File) {
+		for _, rg := range pf.RowGroups() {
+			sizes = append(sizes, rg.NumRows())
+		}
+	})
+	return sizes, err
+}
+
+// withFooter calls f with the footer of a Parquet file, read and nothing
+// else.
+func withFooter(name string, f func(*parquet.File)) (err error) {
+	file, size, err := openSized(name)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	defer f.Close()
+	defer file.Close()
 	defer func() {
 		if r := recover(); r != nil {
-			n, err = 0, fmt.Errorf("count rows of %s: corrupt Parquet file: %v", name, r)
+			err = fmt.Errorf("count rows of %s: corrupt Parquet file: %v", name, r)
 		}
 	}()
-	pf, err := parquet.OpenFile(f, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	pf, err := parquet.OpenFile(file, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
-		return 0, fmt.Errorf("count rows of %s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
+		return fmt.Errorf("count rows of %s: not a readable Parquet file (truncated or corrupt?): %w", name, err)
 	}
-	return pf.NumRows(), nil
+	f(pf)
+	return nil
 }
 
 // csvRowsEstimate divides the file's size by the mean length of its first

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -63,6 +64,73 @@ func TestStreamEqualsRead(t *testing.T) {
 	rows, exact, err = Rows(dir, nil)
 	if err != nil || exact || rows < 7500 || rows > 8500 {
 		t.Errorf("Rows(with a CSV) = %d, %v, %v; want about 8000, estimated", rows, exact, err)
+	}
+}
+
+// TestStreamPieces: a Parquet file of several row groups streams in runs
+// of whole row groups of at least pieceRows rows, in order, as Read reads
+// it; the stats count each file once; an error in a later piece names the
+// row of the file.
+func TestStreamPieces(t *testing.T) {
+	oldGroup, oldPiece := rowGroupRows, pieceRows
+	rowGroupRows, pieceRows = 700, 1000
+	defer func() { rowGroupRows, pieceRows = oldGroup, oldPiece }()
+	dir := t.TempDir()
+	sizes := []int{3000, 500, 1400, 701}
+	for f, n := range sizes {
+		k := &Column{Name: "k", Kind: Int64}
+		v := &Column{Name: "v", Kind: Float64, Valid: make([]bool, n)}
+		for i := range n {
+			k.Ints = append(k.Ints, int64(f*10000+i))
+			v.Floats = append(v.Floats, float64(i)/8)
+			v.Valid[i] = i%5 != 0
+		}
+		if err := Write(filepath.Join(dir, fmt.Sprintf("part-%02d.parquet", f)), &Table{Rows: n, Columns: []*Column{k, v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := []Request{{"k", Key}, {"v", Value}}
+	all := mustRead(t, dir, req)
+	var st Stats
+	var got []int
+	var keys []int64
+	var vals []float64
+	var valid []bool
+	err := Stream(context.Background(), dir, req, Options{Stats: &st}, func(file string, tab *Table) error {
+		got = append(got, tab.Rows)
+		keys = append(keys, tab.Columns[0].Ints...)
+		vals = append(vals, tab.Columns[1].Floats...)
+		valid = append(valid, tab.Columns[1].Valid...)
+		tab.Release()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3000 rows: groups of 700, 700, 700, 700, 200; 1400: 700, 700; 701: 700, 1.
+	if want := []int{1400, 1400, 200, 500, 1400, 701}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("pieces of %v rows, want %v", got, want)
+	}
+	if !reflect.DeepEqual(keys, all.Columns[0].Ints) || !reflect.DeepEqual(vals, all.Columns[1].Floats) || !reflect.DeepEqual(valid, all.Columns[1].Valid) {
+		t.Fatal("streamed pieces differ from Read's columns")
+	}
+	if st.Files.Load() != 4 || st.Rows.Load() != 5601 {
+		t.Errorf("stats = %d files, %d rows; want 4 and 5601", st.Files.Load(), st.Rows.Load())
+	}
+
+	// A value that is not finite in the second piece (rows 1400 to 2799)
+	// names its row of the file.
+	n := 3000
+	v := &Column{Name: "v", Kind: Float64, Floats: make([]float64, n)}
+	v.Floats[2500] = math.Inf(1)
+	k := &Column{Name: "k", Kind: Int64, Ints: make([]int64, n)}
+	if err := Write(filepath.Join(dir, "part-00.parquet"), &Table{Rows: n, Columns: []*Column{k, v}}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err = Stream(context.Background(), dir, req, Options{}, func(string, *Table) error { calls++; return nil })
+	if err == nil || !strings.Contains(err.Error(), "row 2501,") || calls != 1 {
+		t.Fatalf("after %d pieces: %v; want an error at row 2501 after 1 piece", calls, err)
 	}
 }
 

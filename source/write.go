@@ -20,8 +20,9 @@ import (
 	"github.com/tessera-fe/tessera/internal/snappy"
 )
 
-// rowGroupRows is how many rows Write puts in one Parquet row group.
-const rowGroupRows = 1 << 20
+// rowGroupRows is how many rows Write puts in one Parquet row group (a
+// variable for tests).
+var rowGroupRows = 1 << 20
 
 // writeChunk is how many values Write hands the Parquet column writer at once.
 const writeChunk = 1 << 14

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -266,7 +267,8 @@ func (b *Builder) begin(first *Events) {
 		groups = max(1, min(groups, maxParts))
 	}
 	// Partitions enough for the groups to share the keys evenly.
-	b.sp = newSpread(width, events, b.sample(first), float64(first.Len())/float64(events), b.needs.HasValues(), slots, 8*groups)
+	sample := b.sample(first)
+	b.sp = newSpread(width, events, sample, b.share(first, events, sample), b.needs.HasValues(), slots, 8*groups)
 	b.streaming = b.sp != nil
 	if b.streaming && b.spill != nil {
 		b.groups = groups
@@ -277,6 +279,23 @@ func (b *Builder) begin(first *Events) {
 		}
 		b.sp.disk = st
 	}
+}
+
+// share returns the share of the events to come that the sample of the
+// first batch stands for: its share of the events, or, when its keys span
+// the keys expected (batches in no key order, such as the pieces of one
+// file), the share of the expected keys they span. Only batches sorted by
+// key hold other keys than the first.
+func (b *Builder) share(first *Events, events int, sample []uint64) float64 {
+	share := float64(first.Len()) / float64(events)
+	if len(sample) == 0 {
+		return share
+	}
+	lo, hi := slices.Min(sample)/b.nb, slices.Max(sample)/b.nb
+	if keys := uint64(b.kmax) - uint64(b.kmin); keys > 0 {
+		share = max(share, float64(hi-lo)/float64(keys))
+	}
+	return share
 }
 
 // sampleKeys is about the keys of the first batch that cut a spread's

@@ -194,6 +194,33 @@ func TestBuilderDirtySlab(t *testing.T) {
 	hugepage.Trim()
 }
 
+// TestBuilderShare: the sample of a first batch in no key order stands for
+// all the events to come, however small the batch; that of a batch sorted
+// by key, for its share of the events.
+func TestBuilderShare(t *testing.T) {
+	rng := rand.New(rand.NewPCG(59, 60))
+	const n, keys = 20000, 10000
+	b := NewBuilder(Grid{Width: 10}, aggregate.Sum.Needs(), math.MinInt64, math.MaxInt64)
+	b.Expect(0, keys-1, 0, 999, 20*n)
+	random := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n)}
+	sorted := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n)}
+	for i := range n {
+		random.Keys.Int[i], random.TS[i] = rng.Int64N(keys), rng.Int64N(1000)
+		sorted.Keys.Int[i], sorted.TS[i] = int64(i*keys/(20*n)), rng.Int64N(1000)
+	}
+	b.begin(random)
+	if !b.streaming {
+		t.Fatal("not streamed")
+	}
+	if got := b.share(random, 20*n, b.sample(random)); got < 0.99 {
+		t.Errorf("a batch in no key order stands for %.3f of the events, want about 1", got)
+	}
+	if got := b.share(sorted, 20*n, b.sample(sorted)); got < 0.04 || got > 0.06 {
+		t.Errorf("the first 5%% of the events sorted by key stand for %.3f of them, want 0.05", got)
+	}
+	b.Close()
+}
+
 // TestBuilderEmptyBatchOfOtherKind: an empty batch that says the other key
 // kind (a CSV file with only a header reads as integers), first or between
 // others, changes nothing: the tiles are those of the batches with events,
