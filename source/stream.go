@@ -55,6 +55,11 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 			}
 			for _, p := range pieces {
 				select {
+				case <-stop:
+					return
+				default:
+				}
+				select {
 				case tokens <- struct{}{}:
 				case <-stop:
 					return
@@ -113,7 +118,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 			return err
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // pieceRows is the fewest rows of a piece of a Parquet file that Stream

@@ -7,8 +7,10 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // streamDir writes n Parquet files and one CSV of sequential keys.
@@ -131,6 +133,34 @@ func TestStreamPieces(t *testing.T) {
 	err = Stream(context.Background(), dir, req, Options{}, func(string, *Table) error { calls++; return nil })
 	if err == nil || !strings.Contains(err.Error(), "row 2501,") || calls != 1 {
 		t.Fatalf("after %d pieces: %v; want an error at row 2501 after 1 piece", calls, err)
+	}
+
+	// fn's error, or a cancellation, in the middle of a file's pieces stops
+	// the stream there, and its decoders with it.
+	goroutines := runtime.NumGoroutine()
+	stop := errors.New("enough")
+	calls = 0
+	err = Stream(context.Background(), filepath.Join(dir, "part-00.parquet"), req, Options{}, func(string, *Table) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("fn's error: %v after %d pieces", err, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	calls = 0
+	err = Stream(ctx, filepath.Join(dir, "part-00.parquet"), req, Options{}, func(string, *Table) error {
+		calls++
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 1 {
+		t.Fatalf("cancelled: %v after %d pieces", err, calls)
+	}
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left running by stopped streams, %d before", runtime.NumGoroutine(), goroutines)
+		}
 	}
 }
 

@@ -284,8 +284,8 @@ func (b *Builder) begin(first *Events) {
 // share returns the share of the events to come that the sample of the
 // first batch stands for: its share of the events, or, when its keys span
 // the keys expected (batches in no key order, such as the pieces of one
-// file), the share of the expected keys they span. Only batches sorted by
-// key hold other keys than the first.
+// file), the share of the expected keys they span, up to maxShare. Only
+// batches sorted by key hold other keys than the first.
 func (b *Builder) share(first *Events, events int, sample []uint64) float64 {
 	share := float64(first.Len()) / float64(events)
 	if len(sample) == 0 {
@@ -293,10 +293,17 @@ func (b *Builder) share(first *Events, events int, sample []uint64) float64 {
 	}
 	lo, hi := slices.Min(sample)/b.nb, slices.Max(sample)/b.nb
 	if keys := uint64(b.kmax) - uint64(b.kmin); keys > 0 {
-		share = max(share, float64(hi-lo)/float64(keys))
+		share = max(share, min(maxShare, float64(hi-lo)/float64(keys)))
 	}
 	return share
 }
+
+// maxShare bounds the share a first batch's sample stands for by the span
+// of its keys: a stray key at either end (a sentinel in every file of data
+// whose keys grow with time) spans the range without standing for it, and
+// the keys the sample missed still weigh a tenth, spread evenly, rather
+// than piling into a few partitions (or, spilling, into one group).
+const maxShare = 0.9
 
 // sampleKeys is about the keys of the first batch that cut a spread's
 // partitions.

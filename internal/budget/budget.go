@@ -40,8 +40,18 @@ func Free() int64 {
 }
 
 // Parts returns how many key partitions a step that needs need bytes at once
-// should run as, each taking at most half of Free: 1 when it fits.
+// should run as, each taking at most half of Free: 1 when it fits. A step
+// that would not fit first takes back the memory hugepage keeps for its
+// next buffer (hugepage.Trim), which would otherwise count against it.
 func Parts(need int64) int {
+	if p := parts(need); p == 1 || hugepage.Spare() == 0 {
+		return p
+	}
+	hugepage.Trim()
+	return parts(need)
+}
+
+func parts(need int64) int {
 	per := max(Free()/2, 1)
 	if need <= per {
 		return 1

@@ -52,6 +52,20 @@ func TestParts(t *testing.T) {
 	if p := Parts(1 << 62); p != 1<<12 {
 		t.Fatalf("Parts is not capped: %d", p)
 	}
+
+	// Memory kept for the next huge-page buffer counts against a step
+	// until the step would not fit: then it is given back first.
+	_, free := hugepage.Scratch[uint64](1 << 20) // 8 MiB
+	free()
+	if hugepage.Spare() == 0 {
+		t.Skip("no memory mapped outside the Go heap here")
+	}
+	if p := Parts(1 << 20); p != 1 || hugepage.Spare() == 0 {
+		t.Fatalf("Parts(1 MiB) = %d and gave back the spare memory (%d bytes left)", p, hugepage.Spare())
+	}
+	if Parts(10 * per); hugepage.Spare() != 0 {
+		t.Fatalf("a step split in parts left %d bytes of spare memory mapped", hugepage.Spare())
+	}
 }
 
 func TestReadLimit(t *testing.T) {

@@ -129,13 +129,15 @@ type spareList struct {
 	timer *time.Timer
 }
 
-// take returns the smallest spare of at least size bytes, nil when none is.
+// take returns the smallest spare of size bytes up to a quarter more, nil
+// when none is: a much larger spare would stay mapped, and off the memory
+// limit, for the whole life of a small buffer.
 func (s *spareList) take(size int) *mapping {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best := -1
 	for i, m := range s.list {
-		if len(m.b) >= size && (best < 0 || len(m.b) < len(s.list[best].b)) {
+		if n := len(m.b); n >= size && n-size <= size/4 && (best < 0 || n < len(s.list[best].b)) {
 			best = i
 		}
 	}
@@ -183,6 +185,18 @@ func (s *spareList) expire() {
 	if len(kept) > 0 {
 		s.timer = time.AfterFunc(spareIdle-now.Sub(kept[0].freed), s.expire)
 	}
+}
+
+// Spare returns the bytes of the mappings waiting for the next buffer of
+// Scratch: memory the process holds but can give back at once (Trim).
+func Spare() int64 {
+	spares.mu.Lock()
+	defer spares.mu.Unlock()
+	n := 0
+	for _, m := range spares.list {
+		n += len(m.b)
+	}
+	return int64(n)
 }
 
 // Trim releases every spare mapping now.

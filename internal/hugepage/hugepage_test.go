@@ -116,8 +116,9 @@ func TestScratch(t *testing.T) {
 }
 
 // TestScratchReuse: a freed buffer of Scratch waits, still mapped, for the
-// next buffer it can hold, which gets the same memory; the rest go back
-// to the kernel on Trim, after spareIdle, or when more than maxSpares wait.
+// next buffer it holds with at most a quarter to spare, which gets the same
+// memory; the rest go back to the kernel on Trim, after spareIdle, or when
+// more than maxSpares wait.
 func TestScratchReuse(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("memory is mapped outside the Go heap on Linux only")
@@ -140,9 +141,14 @@ func TestScratchReuse(t *testing.T) {
 	} else {
 		free()
 	}
-	y, free := Scratch[uint32](n) // 4 MiB: the smallest spare that holds it
+	if y, free := Scratch[uint32](n); unsafe.SliceData(y) == (*uint32)(unsafe.Pointer(p)) {
+		t.Fatal("a spare of 8 MiB was reused for a buffer of 4 MiB, holding twice what it needs")
+	} else {
+		free()
+	}
+	y, free := Scratch[uint32](n * 7 / 4) // 7 MiB: the spare holds it, with little to spare
 	if unsafe.SliceData(y) != (*uint32)(unsafe.Pointer(p)) {
-		t.Fatal("a buffer of 4 MiB did not reuse the spare of 8 MiB")
+		t.Fatal("a buffer of 7 MiB did not reuse the spare of 8 MiB")
 	}
 	y[0] = 1
 	free()
