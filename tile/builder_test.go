@@ -193,6 +193,40 @@ func TestBuilderDirtySlab(t *testing.T) {
 	hugepage.Trim()
 }
 
+// TestBuilderWideHeavy: with millions of keys, a heavy key's buckets and
+// its neighbours' fill one partition whose range outgrows a core's cache of
+// cells (the 100M sample: half of the events in one partition); folded
+// through cells all the same, it gives Build's tiles bit for bit.
+func TestBuilderWideHeavy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	const n, keys, day = 300_000, 2 << 20, int64(86400e6)
+	z := rand.NewZipf(rng, 1.2, 4, keys-1)
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+	for i := range n {
+		ev.Keys.Int[i], ev.TS[i] = int64(z.Uint64()), rng.Int64N(90*day)
+		ev.Values[i], ev.Valid[i] = float64(rng.IntN(10000))/100, rng.IntN(50) != 0
+	}
+	g, needs := Grid{Width: 4 * 3600e6}, aggregate.Mean.Needs()|aggregate.Max.Needs()
+	b := NewBuilder(g, needs, 0, 90*day)
+	b.Expect(0, keys-1, 0, 90*day-1, n)
+	b.Add(ev)
+	if !b.streaming {
+		t.Fatal("not streamed")
+	}
+	wide := false
+	for d := range b.sp.chains {
+		if span := b.sp.span(d); span > cellKeys && foldsThroughCells(b.sp.len(d, nil), span) {
+			wide = true
+		}
+	}
+	if !wide {
+		t.Fatal("no partition wider than the cache is folded through cells: the test misses its case")
+	}
+	if got, want := b.Finish(), Build(ev, g, needs, 0, 90*day); !reflect.DeepEqual(got, want) {
+		t.Fatalf("builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
+	}
+}
+
 // TestBuilderShare: the sample of a first batch in no key order stands for
 // most of the events to come, however small the batch; that of a batch
 // sorted by key, for its share of the events.

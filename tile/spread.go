@@ -353,9 +353,24 @@ func (s *spread) gather(d int, sc *scratch) (keys []uint32, vals []float64) {
 	return keys, vals
 }
 
-// cellKeys bounds the range of keys of a partition folded through cells:
-// their states stay in a core's cache.
-const cellKeys = 1 << 14
+// cellKeys is the range of keys of a partition whose cells (a state per
+// key) stay in a core's cache; maxCellKeys bounds the range of a
+// partition folded through cells at all.
+const (
+	cellKeys    = 1 << 14
+	maxCellKeys = 1 << 18
+)
+
+// foldsThroughCells reports whether a partition of n keys over a range of
+// span keys is folded through cells rather than sorted: when it holds at
+// least a key per cell, and more the further its cells overflow the cache
+// (a cell out of cache costs a miss per key, a sort a few passes over
+// them). A heavy key's buckets do: where keys are wide (millions of keys,
+// hundreds of buckets), one partition can hold half of the events within
+// a range of tens of thousands of keys.
+func foldsThroughCells(n int, span uint64) bool {
+	return span <= maxCellKeys && uint64(n) >= span*max(1, span/cellKeys)
+}
 
 // span returns how many keys partition d's range spans.
 func (s *spread) span(d int) uint64 {
@@ -367,12 +382,12 @@ func (s *spread) span(d int) uint64 {
 }
 
 // sortPart sorts partition d in place and counts its distinct keys; or,
-// when d holds at least as many keys as its range spans (a heavy key's
-// buckets), folds them into a state per key of the range instead, in
-// arrival order, and keeps its tiles in s.folded: what a sort and a fold
-// would give, at the cost of one pass over the keys.
+// when d is dense enough (foldsThroughCells: a heavy key's buckets), folds
+// its keys into a state per key of the range instead, in arrival order, and
+// keeps its tiles in s.folded: what a sort and a fold would give, at the
+// cost of one pass over the keys.
 func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
-	if span := s.span(d); span <= cellKeys && uint64(s.len(d, nil)) >= span {
+	if span := s.span(d); foldsThroughCells(s.len(d, nil), span) {
 		return s.foldCells(d, int(span), sc, needs)
 	}
 	keys, vals := s.gather(d, sc)
@@ -406,7 +421,7 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 // received a key, in key order, as s.folded[d]; it returns how many.
 func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
 	if len(sc.cells) < span {
-		sc.cells = make([]aggregate.State, cellKeys)
+		sc.cells = make([]aggregate.State, max(span, cellKeys))
 	}
 	cells := sc.cells[:span]
 	withValues := s.vals != nil
