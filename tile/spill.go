@@ -2,6 +2,7 @@ package tile
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -119,18 +120,54 @@ func (st *spillStore) flush() {
 	}
 }
 
-// read reads block o back into keys and vals (nil without
-// values), which hold o.n slots.
-func (st *spillStore) read(o onDisk, keys []uint32, vals []float64) error {
-	f := st.file
-	kb := bytesOf(keys[:o.n])
-	if _, err := f.ReadAt(kb, o.off); err != nil {
-		return readErr(f, err)
+// bytes returns the size of block o on disk.
+func (st *spillStore) bytes(o onDisk) int64 {
+	if st.values {
+		return int64(o.n) * 12
 	}
-	if vals != nil {
-		if _, err := f.ReadAt(bytesOf(vals[:o.n]), o.off+int64(len(kb))); err != nil {
-			return readErr(f, err)
+	return int64(o.n) * 4
+}
+
+// readChunk is the most a read of adjacent blocks takes at once: a read per
+// block (a few KiB each) spent more time in system calls than the rest of
+// a spilled build.
+const readChunk = 4 << 20
+
+// placed is an evicted block and the slot of a spread it goes back to.
+type placed struct {
+	o   onDisk
+	pos int
+}
+
+// readInto reads the blocks back into the slots of s, in file order, a run
+// of adjacent blocks at a time.
+func (st *spillStore) readInto(s *spread, blocks []placed) error {
+	slices.SortFunc(blocks, func(a, b placed) int { return cmp.Compare(a.o.off, b.o.off) })
+	var buf []byte
+	for i := 0; i < len(blocks); {
+		from := blocks[i].o.off
+		to := from + st.bytes(blocks[i].o)
+		j := i + 1
+		for j < len(blocks) && blocks[j].o.off == to && to+st.bytes(blocks[j].o)-from <= readChunk {
+			to += st.bytes(blocks[j].o)
+			j++
 		}
+		if int64(cap(buf)) < to-from {
+			buf = make([]byte, max(to-from, readChunk))
+		}
+		chunk := buf[:to-from]
+		if _, err := st.file.ReadAt(chunk, from); err != nil {
+			return readErr(st.file, err)
+		}
+		for _, b := range blocks[i:j] {
+			at := b.o.off - from
+			kb := bytesOf(s.keys[b.pos : b.pos+b.o.n])
+			at += int64(copy(kb, chunk[at:]))
+			if st.values {
+				copy(bytesOf(s.vals[b.pos:b.pos+b.o.n]), chunk[at:])
+			}
+		}
+		i = j
 	}
 	return nil
 }
@@ -211,19 +248,17 @@ func (s *spread) loadGroup(lo, hi int) (*spread, error) {
 	if st.values {
 		sub.vals = make([]float64, blocks*s.block)
 	}
+	places := make([]placed, 0, blocks)
 	for d := lo; d < hi; d++ {
 		for _, o := range st.blocks[d] {
 			sub.grow(d)
 			h := &sub.heads[d]
-			var vals []float64
-			if sub.vals != nil {
-				vals = sub.vals[h.pos : h.pos+o.n]
-			}
-			if err := st.read(o, sub.keys[h.pos:h.pos+o.n], vals); err != nil {
-				return nil, err
-			}
+			places = append(places, placed{o: o, pos: h.pos})
 			h.pos += o.n
 		}
+	}
+	if err := st.readInto(sub, places); err != nil {
+		return nil, err
 	}
 	return sub, nil
 }
