@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // Builder builds the tiles of events that arrive in batches, such as the
@@ -445,6 +446,10 @@ func (b *Builder) Parts() []func() (*Set, error) {
 	}
 	s := b.sp
 	s.evictAll()
+	// The groups' slabs are of other sizes than the one just freed: give
+	// it back now rather than keep it, off the memory limit, while they
+	// build.
+	hugepage.Trim()
 	s.disk.flush()
 	if err := s.disk.err; err != nil {
 		err = fmt.Errorf("spill tiles to %s (set TMPDIR to a disk with room): %w", s.disk.dir, err)

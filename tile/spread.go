@@ -127,26 +127,19 @@ func newSpread(width int, events int, sample []uint64, share float64, withValues
 		s.block = min(s.block, max(16, maxSlots/n/4))
 		slots = max(maxSlots, 2*n*s.block)
 	}
-	if maxSlots > 0 {
-		s.keys = make([]uint32, slots)
-		if withValues {
-			s.vals = make([]float64, slots)
-		}
-	} else {
-		s.alloc(slots, withValues)
-	}
+	s.alloc(slots, withValues)
 	return s
 }
 
-// alloc gives a spread that does not spill a slab of slots outside the Go
-// heap, on huge pages (see hugepage.Scratch): keys fill it at random across
-// its partitions' blocks, which on the heap costs a page fault per 4 KiB
-// the first time it is written, and, in a process that reuses heap memory,
-// a clearing pass first. (A 20M-event backfill: 0.35 s of clearing and
-// faults in a warm process; 13-18% of the time of a fresh one.) The slab
-// may be one an earlier spread freed moments ago, its contents undefined:
-// a spread reads only the slots it wrote. A spread that spills keeps its
-// slab small, on the heap.
+// alloc gives a spread a slab of slots outside the Go heap, on huge pages
+// (see hugepage.Scratch): keys fill it at random across its partitions'
+// blocks, which on the heap costs a page fault per 4 KiB the first time it
+// is written, and, in a process that reuses heap memory, a clearing pass
+// first. (A 20M-event backfill: 0.35 s of clearing and faults in a warm
+// process; 13-18% of the time of a fresh one.) The slab may be one an
+// earlier spread freed moments ago, its contents undefined: a spread reads
+// only the slots it wrote. A spread that spills has a slab of its share of
+// memory, which it reuses as it evicts blocks to disk.
 func (s *spread) alloc(slots int, withValues bool) {
 	keys, k := hugepage.Scratch[uint32](slots)
 	s.keys, s.unmap = keys, k
