@@ -19,7 +19,8 @@ func newBench() *cobra.Command {
 (1M, 20M or 100M events; spines of 100k, 2M, 10M rows), backfills them, builds the
 same training set naively (on a sample of rows), with the exact sweep and from tiles,
 and prints rates, ratios, peak memory and tile bytes against event bytes. Steps
-shorter than a second (all but the backfill) run three times and report the median.
+shorter than a second run three times and report the median (each backfill commits
+to a fresh store).
 The decode and the backfill first run once unmeasured, since the first run of a
 process pays for fresh memory; the backfill's first run is shown beside it.
 The data stays in --dir and is reused by later runs of the same scale.`,
