@@ -37,9 +37,12 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	}
 	// Decode pieces ahead of fn, delivering in order: as many as there
 	// are cores (each piece's columns decode concurrently already), so
-	// that the cores stay busy while fn works and memory holds few pieces.
-	// Pieces rather than whole files keep the first wait and the last
-	// piece's work, which no decoding overlaps, short.
+	// that the cores stay busy while fn works. Pieces rather than whole
+	// files keep the first wait and the last piece's work, which no
+	// decoding overlaps, short. A piece holds a token per tokenRows of its
+	// rows, up to all of them, so that memory holds about ahead pieces'
+	// worth of rows ahead: one file at a time where files are read whole
+	// (CSV, or a single large row group).
 	ahead := max(2, runtime.GOMAXPROCS(0))
 	order := make(chan chan result, ahead)
 	tokens := make(chan struct{}, ahead)
@@ -59,13 +62,15 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 					return
 				default:
 				}
-				select {
-				case tokens <- struct{}{}:
-				case <-stop:
-					return
+				for range p.tokens(ahead) {
+					select {
+					case tokens <- struct{}{}:
+					case <-stop:
+						return
+					}
 				}
 				ch := make(chan result, 1)
-				order <- ch // room: a token is held per channel queued
+				order <- ch // room: a token or more is held per channel queued
 				go func() {
 					t, n, err := readPiece(p, req, bufs)
 					if t != nil {
@@ -88,7 +93,9 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		case <-ctx.Done():
 			return fmt.Errorf("stream %s: %w", path, ctx.Err())
 		}
-		<-tokens
+		for range r.p.tokens(ahead) {
+			<-tokens
+		}
 		if r.err != nil {
 			return r.err
 		}
@@ -131,6 +138,21 @@ var pieceRows int64 = 1 << 19
 type piece struct {
 	file   string
 	groups groups // of a Parquet file; the zero value is the whole file
+	rows   int64  // its rows; 0 when unknown (a CSV file)
+}
+
+// tokenRows is the rows a token of Stream's stands for: the row group of a
+// common writer (and of Write).
+const tokenRows = 1 << 20
+
+// tokens returns how many of Stream's ahead tokens the piece holds while it
+// decodes and waits: one per tokenRows of its rows, from 1 to ahead, and
+// ahead for a piece of unknown size.
+func (p piece) tokens(ahead int) int {
+	if p.rows <= 0 {
+		return ahead
+	}
+	return int(min(int64(ahead), max(1, (p.rows+tokenRows-1)/tokenRows)))
 }
 
 // piecesOf cuts a Parquet file into runs of whole row groups of at least
@@ -142,19 +164,23 @@ func piecesOf(name string) ([]piece, error) {
 	}
 	sizes, err := groupSizes(name)
 	if err != nil || len(sizes) <= 1 {
-		return []piece{{file: name}}, err
+		var rows int64
+		for _, n := range sizes {
+			rows += n
+		}
+		return []piece{{file: name, rows: rows}}, err
 	}
 	var out []piece
 	lo, rows, row0 := 0, int64(0), int64(0)
 	for g, n := range sizes {
 		rows += n
 		if rows >= pieceRows || g == len(sizes)-1 {
-			out = append(out, piece{file: name, groups: groups{lo: lo, hi: g + 1, row0: row0}})
+			out = append(out, piece{file: name, groups: groups{lo: lo, hi: g + 1, row0: row0}, rows: rows})
 			lo, row0, rows = g+1, row0+rows, 0
 		}
 	}
 	if len(out) == 1 {
-		return []piece{{file: name}}, nil
+		return []piece{{file: name, rows: out[0].rows}}, nil
 	}
 	return out, nil
 }

@@ -164,6 +164,20 @@ func TestStreamPieces(t *testing.T) {
 	}
 }
 
+// TestPieceTokens: a piece holds a token per tokenRows of its rows while it
+// decodes ahead, at least one and at most all of them; a piece of unknown
+// size (a CSV file) holds all, so that such files decode one at a time.
+func TestPieceTokens(t *testing.T) {
+	for _, c := range []struct {
+		rows int64
+		want int
+	}{{0, 4}, {1, 1}, {tokenRows, 1}, {tokenRows + 1, 2}, {3 * tokenRows, 3}, {100 * tokenRows, 4}} {
+		if got := (piece{rows: c.rows}).tokens(4); got != c.want {
+			t.Errorf("a piece of %d rows holds %d of 4 tokens, want %d", c.rows, got, c.want)
+		}
+	}
+}
+
 func TestStreamErrors(t *testing.T) {
 	dir := streamDir(t, 5, 100)
 	req := []Request{{"k", Key}, {"v", Value}}
