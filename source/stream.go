@@ -44,6 +44,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	// worth of rows ahead: one file at a time where files are read whole
 	// (CSV, or a single large row group).
 	ahead := max(2, runtime.GOMAXPROCS(0))
+	minRows, unit := pieceRows, tokenRows // read once: tests change them
 	order := make(chan chan result, ahead)
 	tokens := make(chan struct{}, ahead)
 	bufs := &buffers{}
@@ -52,7 +53,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 	go func() {
 		defer close(order)
 		for _, name := range files {
-			pieces, err := piecesOf(name)
+			pieces, err := piecesOf(name, minRows)
 			if err != nil {
 				pieces = []piece{{file: name}} // the read says what is wrong
 			}
@@ -62,7 +63,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 					return
 				default:
 				}
-				for range p.tokens(ahead) {
+				for range p.tokens(ahead, unit) {
 					select {
 					case tokens <- struct{}{}:
 					case <-stop:
@@ -93,7 +94,7 @@ func Stream(ctx context.Context, path string, req []Request, opt Options, fn fun
 		case <-ctx.Done():
 			return fmt.Errorf("stream %s: %w", path, ctx.Err())
 		}
-		for range r.p.tokens(ahead) {
+		for range r.p.tokens(ahead, unit) {
 			<-tokens
 		}
 		if r.err != nil {
@@ -142,23 +143,23 @@ type piece struct {
 }
 
 // tokenRows is the rows a token of Stream's stands for: the row group of a
-// common writer (and of Write).
-const tokenRows = 1 << 20
+// common writer (and of Write). (A variable for tests.)
+var tokenRows int64 = 1 << 20
 
 // tokens returns how many of Stream's ahead tokens the piece holds while it
-// decodes and waits: one per tokenRows of its rows, from 1 to ahead, and
-// ahead for a piece of unknown size.
-func (p piece) tokens(ahead int) int {
+// decodes and waits: one per unit (tokenRows) of its rows, from 1 to
+// ahead, and ahead for a piece of unknown size.
+func (p piece) tokens(ahead int, unit int64) int {
 	if p.rows <= 0 {
 		return ahead
 	}
-	return int(min(int64(ahead), max(1, (p.rows+tokenRows-1)/tokenRows)))
+	return int(min(int64(ahead), max(1, (p.rows+unit-1)/unit)))
 }
 
 // piecesOf cuts a Parquet file into runs of whole row groups of at least
-// pieceRows rows each (the last may hold fewer); any other file is one
-// piece.
-func piecesOf(name string) ([]piece, error) {
+// minRows rows each (pieceRows; the last may hold fewer); any other file is
+// one piece.
+func piecesOf(name string, minRows int64) ([]piece, error) {
 	if strings.ToLower(filepath.Ext(name)) != ".parquet" {
 		return []piece{{file: name}}, nil
 	}
@@ -174,7 +175,7 @@ func piecesOf(name string) ([]piece, error) {
 	lo, rows, row0 := 0, int64(0), int64(0)
 	for g, n := range sizes {
 		rows += n
-		if rows >= pieceRows || g == len(sizes)-1 {
+		if rows >= minRows || g == len(sizes)-1 {
 			out = append(out, piece{file: name, groups: groups{lo: lo, hi: g + 1, row0: row0}, rows: rows})
 			lo, row0, rows = g+1, row0+rows, 0
 		}

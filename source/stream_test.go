@@ -71,12 +71,13 @@ func TestStreamEqualsRead(t *testing.T) {
 
 // TestStreamPieces: a Parquet file of several row groups streams in runs
 // of whole row groups of at least pieceRows rows, in order, as Read reads
-// it; the stats count each file once; an error in a later piece names the
-// row of the file.
+// it, pieces of one token and of several decoding ahead together; the stats
+// count each file once; an error in a later piece names the row of the
+// file.
 func TestStreamPieces(t *testing.T) {
-	oldGroup, oldPiece := rowGroupRows, pieceRows
-	rowGroupRows, pieceRows = 700, 1000
-	defer func() { rowGroupRows, pieceRows = oldGroup, oldPiece }()
+	oldGroup, oldPiece, oldToken := rowGroupRows, pieceRows, tokenRows
+	rowGroupRows, pieceRows, tokenRows = 700, 1000, 1000 // pieces of 1 and 2 tokens
+	defer func() { rowGroupRows, pieceRows, tokenRows = oldGroup, oldPiece, oldToken }()
 	dir := t.TempDir()
 	sizes := []int{3000, 500, 1400, 701}
 	for f, n := range sizes {
@@ -172,7 +173,7 @@ func TestPieceTokens(t *testing.T) {
 		rows int64
 		want int
 	}{{0, 4}, {1, 1}, {tokenRows, 1}, {tokenRows + 1, 2}, {3 * tokenRows, 3}, {100 * tokenRows, 4}} {
-		if got := (piece{rows: c.rows}).tokens(4); got != c.want {
+		if got := (piece{rows: c.rows}).tokens(4, tokenRows); got != c.want {
 			t.Errorf("a piece of %d rows holds %d of 4 tokens, want %d", c.rows, got, c.want)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tessera-fe/tessera/aggregate"
@@ -147,6 +148,88 @@ func TestBuilderLarge(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("late %v: builder made %d tiles, Build %d, or they differ", late, got.Len(), want.Len())
 		}
+	}
+}
+
+// TestBuilderSpillOffHeap: a builder that spills with slabs large enough to
+// lie outside the Go heap (its streaming slab, each group's, the second
+// group's perhaps the first's, unzeroed) builds Build's tiles, reading its
+// groups back in runs cut short; it frees every slab; and a group whose
+// blocks cannot be read back fails, freeing its slab too.
+func TestBuilderSpillOffHeap(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("slabs are mapped outside the Go heap on Linux only")
+	}
+	old := readChunk
+	readChunk = 100 << 10 // runs of a few blocks
+	defer func() { readChunk = old }()
+	rng := rand.New(rand.NewPCG(63, 64))
+	const n = 2 << 20
+	z := rand.NewZipf(rng, 1.2, 4, 200_000)
+	ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+	for i := range n {
+		ev.Keys.Int[i], ev.TS[i] = int64(z.Uint64()), rng.Int64N(30*86400e6)
+		ev.Values[i], ev.Valid[i] = float64(rng.IntN(1e4))/100, rng.IntN(40) != 0
+	}
+	g, needs := Grid{Width: 3600e6}, aggregate.Mean.Needs()
+	want := Build(ev, g, needs, math.MinInt64, math.MaxInt64)
+	hugepage.Trim()
+	base := hugepage.Mapped()
+	spilled := func() *Builder {
+		b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+		b.Expect(slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int), 0, 30*86400e6, n)
+		b.Spill(t.TempDir(), 32<<20, 2)
+		for q := range 4 {
+			lo, hi := n*q/4, n*(q+1)/4
+			b.Add(&Events{Keys: Keys{Int: ev.Keys.Int[lo:hi]}, TS: ev.TS[lo:hi], Values: ev.Values[lo:hi], Valid: ev.Valid[lo:hi]})
+		}
+		if err := b.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := spilled()
+	if hugepage.Mapped() <= base {
+		t.Fatal("the streaming slab is not mapped outside the heap")
+	}
+	parts := b.Parts()
+	if len(parts) != 2 {
+		t.Fatalf("%d groups, want 2", len(parts))
+	}
+	var sets []*Set
+	for _, p := range parts {
+		s, err := p()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, s)
+	}
+	if got := concatSets(sets, needs); !reflect.DeepEqual(got, want) {
+		t.Fatalf("spilled builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hugepage.Trim()
+	if got := hugepage.Mapped(); got != base {
+		t.Fatalf("%d bytes mapped after the build, %d before", got, base)
+	}
+
+	// A spill file cut short: the group fails and frees its slab.
+	b = spilled()
+	parts = b.Parts()
+	if err := os.Truncate(b.sp.disk.file.Name(), b.sp.disk.size/3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parts[len(parts)-1](); err == nil || !strings.Contains(err.Error(), "read spilled tiles") {
+		t.Fatalf("a truncated spill file: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hugepage.Trim()
+	if got := hugepage.Mapped(); got != base {
+		t.Fatalf("%d bytes mapped after a failed group, %d before", got, base)
 	}
 }
 

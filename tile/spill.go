@@ -130,8 +130,8 @@ func (st *spillStore) bytes(o onDisk) int64 {
 
 // readChunk is the most a read of adjacent blocks takes at once: a read per
 // block (a few KiB each) spent more time in system calls than the rest of
-// a spilled build.
-const readChunk = 4 << 20
+// a spilled build. (A variable for tests.)
+var readChunk int64 = 4 << 20
 
 // placed is an evicted block and the slot of a spread it goes back to.
 type placed struct {
