@@ -15,6 +15,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/tile"
 )
 
@@ -38,7 +39,12 @@ func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer in
 		return nil, nil, 0, err
 	}
 	groupRows := rowGroupRows(hi - lo)
-	w := pageWriter{out: make([]byte, 0, estimateBytes(ts, hi-lo, len(tpl.leaves)))}
+	// The object is written front to back once: huge pages under it spare
+	// a fresh process a page fault per 4 KiB (a quarter of a 20M
+	// backfill's faults).
+	out, written := hugepage.Make[byte](estimateBytes(ts, hi-lo, len(tpl.leaves)))
+	defer written()
+	w := pageWriter{out: out[:0]}
 	w.out = append(w.out, "PAR1"...)
 	md := format.FileMetaData{
 		Version: tpl.md.Version, Schema: tpl.md.Schema, NumRows: int64(hi - lo),
