@@ -107,6 +107,35 @@ func (f *FileEvents) Events(ctx context.Context, spec EventSpec, keep *tile.Dict
 // is nil) and whose filter column equals the filter's value. When every row
 // is kept the columns are shared with the table, not copied.
 func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict) *tile.Events {
+	return eventsOf(t, spec, timestamp, keep, nil)
+}
+
+// rowScratch is room, reused from table to table of a stream, for the key
+// ids and row numbers EventsOf works through: fresh for each table, a
+// piece of a million rows, it cost a page fault per 4 KiB at its ends,
+// where whole huge pages do not reach.
+type rowScratch struct {
+	ids, rows []int32
+}
+
+// of returns the scratch's two buffers with room for n rows each; a nil
+// scratch makes fresh ones.
+func (sc *rowScratch) of(n int) (ids, rows []int32, written func()) {
+	if sc == nil {
+		ids, w1 := hugepage.Make[int32](n)
+		rows, w2 := hugepage.Make[int32](n)
+		return ids, rows, func() { w1(); w2() }
+	}
+	if cap(sc.ids) < n {
+		var req hugepage.Requests
+		sc.ids, sc.rows = hugepage.MakeIn[int32](&req, n), hugepage.MakeIn[int32](&req, n)
+		return sc.ids[:n], sc.rows[:n], req.Written
+	}
+	return sc.ids[:n], sc.rows[:n], func() {}
+}
+
+// eventsOf is EventsOf with its scratch in sc (nil: fresh).
+func eventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict, sc *rowScratch) *tile.Events {
 	kc, tc := t.Column(spec.Key), t.Column(timestamp)
 	var vc, fc *source.Column
 	if spec.Value != "" {
@@ -123,16 +152,14 @@ func EventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 	if keep == nil && fc == nil {
 		return ev // every row: no copy
 	}
-	// Scratch as large as the file: huge pages spare a page fault per 4
+	// Scratch as large as the table: huge pages spare a page fault per 4
 	// KiB of it where it is fresh memory.
+	idRoom, rows, written := sc.of(t.Rows)
+	defer written()
 	var ids []int32
 	if keep != nil {
-		scratch, written := hugepage.Make[int32](t.Rows)
-		defer written()
-		ids = keep.LookupAll(&keys, scratch[:0])
+		ids = keep.LookupAll(&keys, idRoom[:0])
 	}
-	rows, written := hugepage.Make[int32](t.Rows)
-	defer written()
 	rows = rows[:0]
 	for i := range t.Rows {
 		if ids != nil && ids[i] < 0 {
@@ -183,8 +210,19 @@ func (f *FileEvents) StreamEvents(ctx context.Context, spec EventSpec, keep *til
 	if err != nil {
 		return err
 	}
+	var sc rowScratch
 	err = source.Stream(ctx, src.Path, req, source.Options{Stats: f.Stats}, func(_ string, t *source.Table) error {
-		return fn(EventsOf(t, spec, src.Timestamp, keep))
+		ev := eventsOf(t, spec, src.Timestamp, keep, &sc)
+		shared := len(ev.TS) > 0 && &ev.TS[0] == &t.Column(src.Timestamp).Ints[0]
+		if err := fn(ev); err != nil {
+			return err
+		}
+		if !shared {
+			// The events are a copy: the next pieces decode into the
+			// table's memory rather than fresh memory.
+			t.Release()
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read source %s: %w", spec.Source, err)

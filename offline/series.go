@@ -44,7 +44,11 @@ type series struct {
 // the id and the time span do not fit 64 bits together, the part sorts by
 // time carrying the id and scatters the events to their keys' segments.
 func eventSeries(ev *tile.Events, dict *tile.Dict, needs aggregate.Needs) *series {
-	ids := dict.LookupAll(&ev.Keys, make([]int32, 0, ev.Len()))
+	// An id per event, fresh memory written at once: huge pages spare a
+	// page fault per 4 KiB of it (a fifth of a 20M exact query's faults).
+	room, written := hugepage.Make[int32](ev.Len())
+	ids := dict.LookupAll(&ev.Keys, room[:0])
+	written()
 	n := dict.Len()
 	off := make([]int32, n+1)
 	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
