@@ -136,6 +136,18 @@ func (sc *rowScratch) of(n int) (ids, rows []int32, written func()) {
 
 // eventsOf is EventsOf with its scratch in sc (nil: fresh).
 func eventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict, sc *rowScratch) *tile.Events {
+	ev, rows, written := selectRows(t, spec, timestamp, keep, sc)
+	defer written()
+	if rows == nil {
+		return ev
+	}
+	return pickEvents(ev, rows)
+}
+
+// selectRows returns the events of t's columns and the rows of them that
+// EventsOf keeps, in scratch from sc, nil when it keeps every row; written
+// withdraws the scratch's huge page requests, once the rows are used.
+func selectRows(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict, sc *rowScratch) (ev *tile.Events, rows []int32, written func()) {
 	kc, tc := t.Column(spec.Key), t.Column(timestamp)
 	var vc, fc *source.Column
 	if spec.Value != "" {
@@ -145,17 +157,16 @@ func eventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		fc = t.Column(spec.Filter.Column)
 	}
 	keys := tile.Keys{String: kc.Kind == source.String, Int: kc.Ints, Str: kc.Strs}
-	ev := &tile.Events{Keys: keys, TS: tc.Ints}
+	ev = &tile.Events{Keys: keys, TS: tc.Ints}
 	if vc != nil {
 		ev.Values, ev.Valid = vc.Floats, vc.Valid
 	}
 	if keep == nil && fc == nil {
-		return ev // every row: no copy
+		return ev, nil, func() {} // every row: no copy
 	}
 	// Scratch as large as the table: huge pages spare a page fault per 4
 	// KiB of it where it is fresh memory.
 	idRoom, rows, written := sc.of(t.Rows)
-	defer written()
 	var ids []int32
 	if keep != nil {
 		ids = keep.LookupAll(&keys, idRoom[:0])
@@ -171,9 +182,9 @@ func eventsOf(t *source.Table, spec EventSpec, timestamp string, keep *tile.Dict
 		rows = append(rows, int32(i))
 	}
 	if len(rows) == t.Rows {
-		return ev
+		return ev, nil, written
 	}
-	return pickEvents(ev, rows)
+	return ev, rows, written
 }
 
 // keptEvents streams spec's events of keep's keys, once per (spec, keep).
@@ -185,14 +196,31 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 	if ok {
 		return ev, nil
 	}
-	var batches []*tile.Events
-	if err := f.StreamEvents(ctx, spec, keep, func(b *tile.Events) error {
-		batches = append(batches, b)
-		return nil
-	}); err != nil {
+	src, req, err := f.request(spec)
+	if err != nil {
 		return nil, err
 	}
-	ev = tile.Concat(batches)
+	total, _, err := source.Rows(src.Path, nil)
+	if err != nil {
+		return nil, err
+	}
+	// Each piece's kept rows go straight into the joined columns, and the
+	// piece's memory to the next pieces: memory holds the kept events
+	// once, not every piece's copy of them and then the join.
+	var j joiner
+	var sc rowScratch
+	err = source.Stream(ctx, src.Path, req, source.Options{Stats: f.Stats}, func(_ string, t *source.Table) error {
+		ev, rows, written := selectRows(t, spec, src.Timestamp, keep, &sc)
+		j.add(ev, rows, t.Rows, total)
+		written()
+		t.Release()
+		return nil
+	})
+	if err != nil {
+		j.events()
+		return nil, fmt.Errorf("read source %s: %w", spec.Source, err)
+	}
+	ev = j.events()
 	f.mu.Lock()
 	if f.kept == nil {
 		f.kept = map[keptKey]*tile.Events{}
@@ -248,4 +276,134 @@ func (f *FileEvents) CountEvents(_ context.Context, spec EventSpec) (int64, erro
 func parquetOnly(path string) bool {
 	_, exact, err := source.Rows(path, nil)
 	return err == nil && exact
+}
+
+// joiner copies the kept rows of a source's pieces, in order, into one set
+// of columns: sized from the share of rows the first piece keeps, grown by
+// half when that falls short, asking for huge pages until it is done.
+type joiner struct {
+	out *tile.Events
+	n   int  // rows joined
+	str bool // the key kind of the first piece, kept when no row is
+	set bool
+	req hugepage.Requests
+}
+
+// add joins the rows of ev (all of them when rows is nil) of a piece of
+// pieceRows rows, out of about total in the source.
+func (j *joiner) add(ev *tile.Events, rows []int32, pieceRows int, total int64) {
+	m := ev.Len()
+	if rows != nil {
+		m = len(rows)
+	}
+	if !j.set {
+		j.str, j.set = ev.Keys.String, true
+	}
+	if m == 0 {
+		return
+	}
+	if j.out == nil {
+		j.str = ev.Keys.String
+		// The first piece's share of kept rows, over the whole source.
+		size := int(float64(m)/float64(max(pieceRows, 1))*float64(total)*1.1) + 1024
+		j.out = &tile.Events{Keys: tile.Keys{String: ev.Keys.String}}
+		j.grow(max(size, m), ev.Values != nil)
+	}
+	if j.n+m > len(j.out.TS) {
+		j.grow((j.n+m)*3/2, ev.Values != nil)
+	}
+	o := j.out
+	if ev.Valid != nil && o.Valid == nil {
+		o.Valid = hugepage.MakeIn[bool](&j.req, len(o.TS))
+		fillTrue(o.Valid[:j.n])
+	}
+	if ev.Values != nil && o.Values == nil {
+		o.Values = hugepage.MakeIn[float64](&j.req, len(o.TS))
+	}
+	put(o.TS[j.n:j.n+m], ev.TS, rows)
+	if o.Keys.String {
+		put(o.Keys.Str[j.n:j.n+m], ev.Keys.Str, rows)
+	} else {
+		put(o.Keys.Int[j.n:j.n+m], ev.Keys.Int, rows)
+	}
+	if o.Values != nil && ev.Values != nil {
+		put(o.Values[j.n:j.n+m], ev.Values, rows)
+	}
+	if o.Valid != nil {
+		if ev.Valid != nil {
+			put(o.Valid[j.n:j.n+m], ev.Valid, rows)
+		} else {
+			fillTrue(o.Valid[j.n : j.n+m])
+		}
+	}
+	j.n += m
+}
+
+// grow gives the joined columns room for size rows, keeping the rows
+// joined.
+func (j *joiner) grow(size int, values bool) {
+	o := j.out
+	o.TS = regrow(&j.req, o.TS, j.n, size)
+	if o.Keys.String {
+		keys := make([]string, size)
+		copy(keys, o.Keys.Str[:j.n])
+		o.Keys.Str = keys
+	} else {
+		o.Keys.Int = regrow(&j.req, o.Keys.Int, j.n, size)
+	}
+	if values || o.Values != nil {
+		o.Values = regrow(&j.req, o.Values, j.n, size)
+	}
+	if o.Valid != nil {
+		o.Valid = regrow(&j.req, o.Valid, j.n, size)
+	}
+}
+
+// regrow returns a column of size rows holding the first n of col.
+func regrow[T any](req *hugepage.Requests, col []T, n, size int) []T {
+	out := hugepage.MakeIn[T](req, size)
+	if col != nil {
+		copy(out, col[:n])
+	}
+	return out
+}
+
+// put copies the rows of src (all of them when rows is nil) to dst.
+func put[T any](dst, src []T, rows []int32) {
+	if rows == nil {
+		copy(dst, src)
+		return
+	}
+	for i, r := range rows {
+		dst[i] = src[r]
+	}
+}
+
+// fillTrue sets every flag of v.
+func fillTrue(v []bool) {
+	for i := range v {
+		v[i] = true
+	}
+}
+
+// events returns the joined events and withdraws the huge page requests.
+func (j *joiner) events() *tile.Events {
+	j.req.Written()
+	if j.out == nil {
+		return &tile.Events{Keys: tile.Keys{String: j.str}}
+	}
+	o, n := j.out, j.n
+	o.TS = o.TS[:n:n]
+	if o.Keys.String {
+		o.Keys.Str = o.Keys.Str[:n:n]
+	} else {
+		o.Keys.Int = o.Keys.Int[:n:n]
+	}
+	if o.Values != nil {
+		o.Values = o.Values[:n:n]
+	}
+	if o.Valid != nil {
+		o.Valid = o.Valid[:n:n]
+	}
+	return o
 }
