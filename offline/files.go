@@ -196,11 +196,7 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 	if ok {
 		return ev, nil
 	}
-	src, req, err := f.request(spec)
-	if err != nil {
-		return nil, err
-	}
-	total, _, err := source.Rows(src.Path, nil)
+	total, _, err := source.Rows(f.Config.Sources[spec.Source].Path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -208,17 +204,14 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 	// piece's memory to the next pieces: memory holds the kept events
 	// once, not every piece's copy of them and then the join.
 	var j joiner
-	var sc rowScratch
-	err = source.Stream(ctx, src.Path, req, source.Options{Stats: f.Stats}, func(_ string, t *source.Table) error {
-		ev, rows, written := selectRows(t, spec, src.Timestamp, keep, &sc)
+	err = f.streamRows(ctx, spec, keep, func(t *source.Table, ev *tile.Events, rows []int32) error {
 		j.add(ev, rows, t.Rows, total)
-		written()
 		t.Release()
 		return nil
 	})
 	if err != nil {
 		j.events()
-		return nil, fmt.Errorf("read source %s: %w", spec.Source, err)
+		return nil, err
 	}
 	ev = j.events()
 	f.mu.Lock()
@@ -234,23 +227,33 @@ func (f *FileEvents) keptEvents(ctx context.Context, spec EventSpec, keep *tile.
 // when keep is nil) and that pass the filter, a piece of a source file at a
 // time (see source.Stream).
 func (f *FileEvents) StreamEvents(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(*tile.Events) error) error {
+	return f.streamRows(ctx, spec, keep, func(t *source.Table, ev *tile.Events, rows []int32) error {
+		if rows == nil {
+			return fn(ev) // the table's own columns: fn may keep them
+		}
+		if err := fn(pickEvents(ev, rows)); err != nil {
+			return err
+		}
+		// The events are a copy: the next pieces decode into the table's
+		// memory rather than fresh memory.
+		t.Release()
+		return nil
+	})
+}
+
+// streamRows calls fn with each piece of spec's source, its events (the
+// piece's own columns) and the rows of them in keep that pass the filter
+// (nil: every row; in scratch reused from piece to piece).
+func (f *FileEvents) streamRows(ctx context.Context, spec EventSpec, keep *tile.Dict, fn func(t *source.Table, ev *tile.Events, rows []int32) error) error {
 	src, req, err := f.request(spec)
 	if err != nil {
 		return err
 	}
 	var sc rowScratch
 	err = source.Stream(ctx, src.Path, req, source.Options{Stats: f.Stats}, func(_ string, t *source.Table) error {
-		ev := eventsOf(t, spec, src.Timestamp, keep, &sc)
-		shared := len(ev.TS) > 0 && &ev.TS[0] == &t.Column(src.Timestamp).Ints[0]
-		if err := fn(ev); err != nil {
-			return err
-		}
-		if !shared {
-			// The events are a copy: the next pieces decode into the
-			// table's memory rather than fresh memory.
-			t.Release()
-		}
-		return nil
+		ev, rows, written := selectRows(t, spec, src.Timestamp, keep, &sc)
+		defer written()
+		return fn(t, ev, rows)
 	})
 	if err != nil {
 		return fmt.Errorf("read source %s: %w", spec.Source, err)

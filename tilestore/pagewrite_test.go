@@ -22,13 +22,7 @@ import (
 // objects of one row, of a partial last row group, and of a slice [lo, hi)
 // of a set; a page's CRC is right where parquet-go checks it.
 func TestWriteTilesMatchesWriter(t *testing.T) {
-	allNeeds := []aggregate.Needs{
-		aggregate.NeedCount,
-		aggregate.NeedCount | aggregate.NeedSum,
-		aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin | aggregate.NeedMax,
-		aggregate.NeedCount | aggregate.NeedMax,
-	}
-	for _, needs := range allNeeds {
+	for _, needs := range encodeNeeds {
 		for _, stringKeys := range []bool{false, true} {
 			set := setOf(needs, stringKeys, manyGroupRows(needs, stringKeys, 45, 70, 1)) // 3150 tiles
 			if set.Sum != nil {

@@ -65,6 +65,15 @@ func encodeRows(ts *tile.Set, lo, hi int, f objectFormat) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// encodeNeeds are the sets of state columns the encoding tests cover: count
+// alone, sum, every column, and a min/max column without sum.
+var encodeNeeds = []aggregate.Needs{
+	aggregate.NeedCount,
+	aggregate.NeedCount | aggregate.NeedSum,
+	aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin | aggregate.NeedMax,
+	aggregate.NeedCount | aggregate.NeedMax,
+}
+
 // TestEncodeMatchesRows checks that the column-wise encoder writes, byte for
 // byte, what the row-by-row reference writes (so the same schema, row groups,
 // encodings, codecs, statistics, sorting columns and key/value metadata), for
@@ -75,13 +84,7 @@ func TestEncodeMatchesRows(t *testing.T) {
 		name string
 		f    objectFormat
 	}{"dictionary", objectFormat{codec: &parquet.Snappy, ints: &parquet.RLEDictionary, floats: &parquet.RLEDictionary}})
-	allNeeds := []aggregate.Needs{
-		aggregate.NeedCount,
-		aggregate.NeedCount | aggregate.NeedSum,
-		aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedM2 | aggregate.NeedMin | aggregate.NeedMax,
-		aggregate.NeedCount | aggregate.NeedMax,
-	}
-	for _, needs := range allNeeds {
+	for _, needs := range encodeNeeds {
 		for _, stringKeys := range []bool{false, true} {
 			rows := manyGroupRows(needs, stringKeys, 45, 70, 1) // 3150 tiles
 			set := setOf(needs, stringKeys, rows)
