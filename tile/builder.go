@@ -519,14 +519,22 @@ func (b *Builder) finish(s *spread) *Set {
 func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 	g := b.g
 	withValues, sumOnly := b.needs.HasValues(), out.sumOnly()
-	j := off
+	j, off0 := off, off
 	var st aggregate.State
 	var cur uint32
 	started := false
+	// Tiles come in ascending composite keys: the key is divided out once
+	// per key, not per tile (two 64-bit divisions per tile took a seventh
+	// of the fold's time in a 20M-event backfill).
+	var key, first uint64
 	put := func(off uint32, st *aggregate.State) {
 		c := s.composite(d, off)
-		out.Keys.Int[j] = int64(uint64(b.kmin) + c/b.nb)
-		out.putState(j, g.Origin+(int64(c%b.nb)+b.bmin)*g.Width, st)
+		if j == off0 || c-first >= b.nb {
+			key = c / b.nb
+			first = key * b.nb
+		}
+		out.Keys.Int[j] = int64(uint64(b.kmin) + key)
+		out.putState(j, g.Origin+(int64(c-first)+b.bmin)*g.Width, st)
 		j++
 	}
 	if tiles := s.folded[d]; tiles != nil {
