@@ -463,16 +463,43 @@ func (cm *committer) writeObject(ctx context.Context, ts *tile.Set, lo, hi int) 
 	if err != nil {
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: %w", cm.c.TileSet, err)
 	}
-	data, o, err := encodeObject(name, ts, lo, hi, cm.c.Grid.Width)
+	key := dataKey(cm.c.TileSet, name)
+	out, err := cm.s.streamObject(ctx, key)
 	if err != nil {
+		return Object{}, fmt.Errorf("commit tiles to tile set %s: write tile object %s: %w", cm.c.TileSet, name, err)
+	}
+	// The object goes to the store as it encodes, from a goroutine of its
+	// own: a write that waits on the disk or the network (tens of
+	// milliseconds per object on a local disk) keeps no core idle.
+	chunks := make(chan []byte, 16)
+	wrote := make(chan error, 1)
+	go func() {
+		var err error
+		for c := range chunks {
+			if err == nil {
+				err = out.write(c)
+			}
+		}
+		wrote <- err
+	}()
+	_, o, err := encodeObjectTo(name, ts, lo, hi, cm.c.Grid.Width, func(c []byte) { chunks <- c })
+	close(chunks)
+	werr := <-wrote
+	if err != nil {
+		out.abort()
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: %w", cm.c.TileSet, err)
 	}
-	if err := cm.s.putObject(ctx, dataKey(cm.c.TileSet, name), data); err != nil {
+	if werr == nil {
+		werr = out.finish(ctx)
+	} else {
+		out.abort()
+	}
+	if werr != nil {
 		// A failed write may leave a partial object: remove it too.
 		cm.mu.Lock()
 		cm.discarded = append(cm.discarded, o)
 		cm.mu.Unlock()
-		return Object{}, fmt.Errorf("commit tiles to tile set %s: write tile object %s: %w", cm.c.TileSet, name, err)
+		return Object{}, fmt.Errorf("commit tiles to tile set %s: write tile object %s: %w", cm.c.TileSet, name, werr)
 	}
 	return o, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -55,6 +57,11 @@ func testFaults(t *testing.T, s *Store) {
 			t.Fatalf("%s: Verify after the failed commit: %v, %v", what, p, err)
 		}
 		equalRows(t, what, mustLoad(t, s, id, everything, nil), a)
+		if p, ok := s.put.(dirPutter); ok {
+			if left, err := os.ReadDir(filepath.Join(p.root, localTmpDir)); err != nil || len(left) > 0 {
+				t.Fatalf("%s: temporary files left behind: %v, %v", what, left, err)
+			}
+		}
 	}
 
 	for _, c := range []struct {
@@ -62,14 +69,19 @@ func testFaults(t *testing.T, s *Store) {
 		err             error
 	}{
 		{"failing data put", dataDir, "write tile object", injected},
+		{"failing data write", dataDir, "write tile object", injected},
+		{"stalled data write", dataDir, "write tile object", nil},
 		{"failing manifest put", manifestsDir, "write manifest", injected},
 		{"stalled data put", dataDir, "write tile object", nil},
 		{"stalled manifest put", manifestsDir, "write manifest", nil},
 		{"failing listing", manifestsDir, "list manifests", injected},
 	} {
 		op := opPut
-		if strings.HasPrefix(c.what, "failing listing") {
+		switch {
+		case strings.HasPrefix(c.what, "failing listing"):
 			op = opList
+		case strings.HasSuffix(c.what, "data write"):
+			op = opWrite
 		}
 		calls, stop := injectFault(s, op, c.part, c.err)
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)

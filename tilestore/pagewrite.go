@@ -33,7 +33,11 @@ import (
 // per kind of tile set); each column chunk is one DATA_PAGE_V2 page, with a
 // CRC and the column's minimum and maximum. Readers of every kind read the
 // result (TestWriteTilesMatchesWriter checks it against parquet-go's writer).
-func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer int64, err error) {
+//
+// With emit set, it hands over the object's bytes in order as they are
+// written, in chunks of at least streamChunk bytes but the last, each a
+// part of the data it returns (see encodeObjectTo).
+func writeTiles(ts *tile.Set, lo, hi int, emit func(chunk []byte)) (data []byte, groups []span, footer int64, err error) {
 	tpl, err := templateOf(ts.Needs, ts.Keys.String)
 	if err != nil {
 		return nil, nil, 0, err
@@ -46,6 +50,7 @@ func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer in
 	defer written()
 	w := pageWriter{out: out[:0]}
 	w.out = append(w.out, "PAR1"...)
+	sent := 0 // bytes of w.out handed to emit
 	md := format.FileMetaData{
 		Version: tpl.md.Version, Schema: tpl.md.Schema, NumRows: int64(hi - lo),
 		KeyValueMetadata: tpl.md.KeyValueMetadata, CreatedBy: tpl.md.CreatedBy, ColumnOrders: tpl.md.ColumnOrders,
@@ -65,6 +70,10 @@ func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer in
 		rg.TotalCompressedSize = int64(len(w.out)) - start
 		md.RowGroups = append(md.RowGroups, rg)
 		groups = append(groups, span{from: start, to: int64(len(w.out)), rows: int64(b - a)})
+		if emit != nil && len(w.out)-sent >= streamChunk {
+			emit(w.out[sent:])
+			sent = len(w.out)
+		}
 	}
 	meta, err := thrift.Marshal(new(thrift.CompactProtocol), &md)
 	if err != nil {
@@ -74,8 +83,17 @@ func writeTiles(ts *tile.Set, lo, hi int) (data []byte, groups []span, footer in
 	w.out = append(w.out, meta...)
 	w.out = binary.LittleEndian.AppendUint32(w.out, uint32(len(meta)))
 	w.out = append(w.out, "PAR1"...)
+	if emit != nil {
+		emit(w.out[sent:])
+	}
 	return w.out, groups, footer, nil
 }
+
+// streamChunk is the fewest bytes of an object writeTiles hands over at
+// once: a few row groups, few enough writes that each costs little, many
+// enough that the object reaches the store as it is made. (A variable for
+// tests.)
+var streamChunk = 2 << 20
 
 // span is the bytes [from, to) of an object that hold a row group of rows.
 type span struct{ from, to, rows int64 }

@@ -20,8 +20,12 @@ import (
 // metadata, row groups, encodings, codecs, statistics and rows), and are
 // described alike, for every key type and set of value columns, for
 // objects of one row, of a partial last row group, and of a slice [lo, hi)
-// of a set; a page's CRC is right where parquet-go checks it.
+// of a set; a page's CRC is right where parquet-go checks it. The chunks
+// it hands over as it writes make up the object, in order, each of at
+// least streamChunk bytes but the last.
 func TestWriteTilesMatchesWriter(t *testing.T) {
+	defer func(n int) { streamChunk = n }(streamChunk)
+	streamChunk = 256
 	for _, needs := range encodeNeeds {
 		for _, stringKeys := range []bool{false, true} {
 			set := setOf(needs, stringKeys, manyGroupRows(needs, stringKeys, 45, 70, 1)) // 3150 tiles
@@ -30,9 +34,21 @@ func TestWriteTilesMatchesWriter(t *testing.T) {
 			}
 			for _, sp := range [][2]int{{0, set.Len()}, {0, 1}, {17, 17 + 2*RowGroupRows + 5}} {
 				name := fmt.Sprintf("needs %s, string keys %v, tiles [%d, %d)", needs, stringKeys, sp[0], sp[1])
-				got, o, err := encodeObject("x.parquet", set, sp[0], sp[1], hour)
+				var chunks [][]byte
+				got, o, err := encodeObjectTo("x.parquet", set, sp[0], sp[1], hour, func(c []byte) { chunks = append(chunks, bytes.Clone(c)) })
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
+				}
+				if !bytes.Equal(bytes.Join(chunks, nil), got) {
+					t.Fatalf("%s: %d chunks of %d bytes in all do not make up the object of %d bytes", name, len(chunks), len(bytes.Join(chunks, nil)), len(got))
+				}
+				for i, c := range chunks[:len(chunks)-1] {
+					if len(c) < streamChunk {
+						t.Fatalf("%s: chunk %d of %d holds %d bytes, under %d", name, i, len(chunks), len(c), streamChunk)
+					}
+				}
+				if sp[1]-sp[0] > 2*RowGroupRows && len(chunks) < 2 {
+					t.Fatalf("%s: the object came in %d chunk", name, len(chunks))
 				}
 				want, wo, err := encodeObjectAs("x.parquet", set, sp[0], sp[1], hour, defaultFormat)
 				if err != nil {

@@ -51,9 +51,10 @@ type storeOp string
 
 // Object store operations that faults can be injected into.
 const (
-	opPut  storeOp = "put"  // writing an object (data or manifest)
-	opGet  storeOp = "get"  // reading an object or a byte range of it
-	opList storeOp = "list" // listing keys under a prefix
+	opPut   storeOp = "put"   // writing an object (data or manifest), or starting to
+	opWrite storeOp = "write" // writing a chunk of an object streamed to the store
+	opGet   storeOp = "get"   // reading an object or a byte range of it
+	opList  storeOp = "list"  // listing keys under a prefix
 )
 
 // inject runs the fault hook, if any.
@@ -64,12 +65,33 @@ func (s *Store) inject(ctx context.Context, op storeOp, key string) error {
 	return s.fault(ctx, op, key)
 }
 
-// putObject writes a whole object, replacing any of that name.
-func (s *Store) putObject(ctx context.Context, key string, data []byte) error {
+// streamObject starts writing an object from chunks, replacing any of that
+// name (see objectStream).
+func (s *Store) streamObject(ctx context.Context, key string) (objectStream, error) {
 	if err := s.inject(ctx, opPut, key); err != nil {
+		return nil, err
+	}
+	w, err := s.put.stream(ctx, key)
+	if err != nil || s.fault == nil {
+		return w, err
+	}
+	return &faultyStream{objectStream: w, s: s, ctx: ctx, key: key}, nil
+}
+
+// faultyStream is a stream whose chunk writes go through the store's fault
+// injection (opWrite) first.
+type faultyStream struct {
+	objectStream
+	s   *Store
+	ctx context.Context
+	key string
+}
+
+func (f *faultyStream) write(chunk []byte) error {
+	if err := f.s.inject(f.ctx, opWrite, f.key); err != nil {
 		return err
 	}
-	return s.put.put(ctx, key, data)
+	return f.objectStream.write(chunk)
 }
 
 // createObject writes a whole object only if none of that name exists; it
@@ -119,11 +141,24 @@ var errShort = errors.New("the object is shorter than the manifest records")
 // errExists reports that an exclusive create found the object already there.
 var errExists = errors.New("object already exists")
 
-// putter writes whole objects. create must be atomic: either the object did
-// not exist and now holds data, or it returns errExists and changes nothing.
+// putter writes objects. create writes a whole object and must be atomic:
+// either the object did not exist and now holds data, or it returns
+// errExists and changes nothing. stream writes an object, replacing any,
+// from chunks as they are made.
 type putter interface {
-	put(ctx context.Context, key string, data []byte) error
 	create(ctx context.Context, key string, data []byte) error
+	stream(ctx context.Context, key string) (objectStream, error)
+}
+
+// objectStream writes one object from chunks given in turn, each of which
+// reaches the store (a local file and its disk, an upload's parts) while
+// the caller makes the next. Nothing is visible under the object's name
+// before finish, which makes the whole object durable and visible; abort
+// leaves no object. One of the two ends every stream.
+type objectStream interface {
+	write(chunk []byte) error
+	finish(ctx context.Context) error
+	abort()
 }
 
 // Open opens the store at location: a local directory (created if missing), a
@@ -338,8 +373,40 @@ func sha256Hex(b []byte) string {
 // (If-None-Match: * on S3).
 type bucketPutter struct{ b *blob.Bucket }
 
-func (p bucketPutter) put(ctx context.Context, key string, data []byte) error {
-	return p.b.WriteAll(ctx, key, data, &blob.WriterOptions{ContentType: contentType(key)})
+func (p bucketPutter) stream(ctx context.Context, key string) (objectStream, error) {
+	// A write whose context ends before Close leaves no object.
+	ctx, cancel := context.WithCancel(ctx)
+	w, err := p.b.NewWriter(ctx, key, &blob.WriterOptions{ContentType: contentType(key)})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &blobStream{w: w, cancel: cancel}, nil
+}
+
+// blobStream uploads an object through gocloud as its chunks come.
+type blobStream struct {
+	w      *blob.Writer
+	cancel context.CancelFunc
+}
+
+func (b *blobStream) write(chunk []byte) error {
+	_, err := b.w.Write(chunk)
+	return err
+}
+
+func (b *blobStream) finish(ctx context.Context) error {
+	defer b.cancel()
+	if err := ctx.Err(); err != nil {
+		b.abort()
+		return err
+	}
+	return b.w.Close()
+}
+
+func (b *blobStream) abort() {
+	b.cancel()
+	_ = b.w.Close()
 }
 
 func (p bucketPutter) create(ctx context.Context, key string, data []byte) error {
@@ -367,7 +434,7 @@ func contentType(key string) string {
 }
 
 // dirPutter writes to a local directory: a synced temporary file, then a
-// rename (put) or a hard link that fails if the name exists (create). fileblob's
+// rename (stream) or a hard link that fails if the name exists (create). fileblob's
 // own IfNotExist checks then renames, which two writers can both pass.
 type dirPutter struct{ root string }
 
@@ -375,64 +442,99 @@ type dirPutter struct{ root string }
 // that a rename or link into place stays on one file system.
 const localTmpDir = ".tmp"
 
-func (p dirPutter) write(ctx context.Context, key string, data []byte, exclusive bool) (err error) {
+func (p dirPutter) create(ctx context.Context, key string, data []byte) error {
+	w, err := p.open(key, true)
+	if err != nil {
+		return err
+	}
+	if err := w.write(data); err != nil {
+		w.abort()
+		return err
+	}
+	return w.finish(ctx)
+}
+
+// open starts the temporary file of a write of key.
+func (p dirPutter) open(key string, exclusive bool) (*fileStream, error) {
 	path := filepath.Join(p.root, filepath.FromSlash(key))
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	// Temporary files live outside the listed tree: listings stay stable.
 	tmpDir := filepath.Join(p.root, localTmpDir)
 	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.CreateTemp(tmpDir, "*")
 	if err != nil {
+		return nil, err
+	}
+	return &fileStream{f: f, path: path, exclusive: exclusive}, nil
+}
+
+func (p dirPutter) stream(_ context.Context, key string) (objectStream, error) {
+	return p.open(key, false)
+}
+
+// fileStream writes an object of a local directory: a temporary file,
+// synced, then renamed (or, exclusive, hard-linked) into place.
+type fileStream struct {
+	f         *os.File
+	path      string
+	exclusive bool
+	written   int64
+}
+
+// write appends chunk to the file and starts writing it to disk, so that
+// the sync at finish has little left to wait for.
+func (w *fileStream) write(chunk []byte) error {
+	n, err := w.f.Write(chunk)
+	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	startWriteback(w.f, w.written, int64(n))
+	w.written += int64(n)
+	return nil
+}
+
+func (w *fileStream) finish(ctx context.Context) (err error) {
+	tmp := w.f.Name()
 	defer func() {
 		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = rerr
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	if err := w.f.Chmod(0o644); err != nil {
+		w.f.Close()
 		return err
 	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
+	if err := w.f.Sync(); err != nil {
+		w.f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := w.f.Close(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if exclusive {
-		if err := os.Link(tmp, path); err != nil {
+	if w.exclusive {
+		if err := os.Link(tmp, w.path); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%w: %w", errExists, err)
 			}
 			return err
 		}
-	} else if err := os.Rename(tmp, path); err != nil {
+	} else if err := os.Rename(tmp, w.path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(w.path))
 }
 
-func (p dirPutter) put(ctx context.Context, key string, data []byte) error {
-	return p.write(ctx, key, data, false)
-}
-
-func (p dirPutter) create(ctx context.Context, key string, data []byte) error {
-	return p.write(ctx, key, data, true)
+func (w *fileStream) abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
 }
 
 // syncDir makes a new directory entry durable.

@@ -154,10 +154,22 @@ func lookupColumns(schema *parquet.Schema) tileColumns {
 // encodeObject writes tiles [lo, hi) of ts, sorted by (key, Start), as one
 // Parquet object and describes it. name is recorded in the returned Object.
 func encodeObject(name string, ts *tile.Set, lo, hi int, width int64) ([]byte, Object, error) {
+	return encodeObjectTo(name, ts, lo, hi, width, nil)
+}
+
+// encodeObjectTo is encodeObject that, with emit set, also hands over the
+// object's bytes in order as they are written, in chunks that are parts of
+// the bytes it returns (the store can take them while the rest encode),
+// all of them before it describes the object.
+func encodeObjectTo(name string, ts *tile.Set, lo, hi int, width int64, emit func(chunk []byte)) ([]byte, Object, error) {
 	if hi <= lo || tileFormat != defaultFormat {
-		return encodeObjectAs(name, ts, lo, hi, width, tileFormat)
+		data, o, err := encodeObjectAs(name, ts, lo, hi, width, tileFormat)
+		if err == nil && emit != nil {
+			emit(data)
+		}
+		return data, o, err
 	}
-	data, groups, footer, err := writeTiles(ts, lo, hi)
+	data, groups, footer, err := writeTiles(ts, lo, hi, emit)
 	if err != nil {
 		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
 	}

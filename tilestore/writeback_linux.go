@@ -1,0 +1,16 @@
+package tilestore
+
+import (
+	"os"
+	"syscall"
+)
+
+// startWriteback asks the kernel to start writing bytes [off, off+n) of f
+// to disk now, without waiting for it (sync_file_range with
+// SYNC_FILE_RANGE_WRITE): a later fsync then waits for the last chunks
+// only. It is advice; a kernel or file system that refuses it changes
+// nothing but that wait.
+func startWriteback(f *os.File, off, n int64) {
+	const syncFileRangeWrite = 2
+	_, _, _ = syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, f.Fd(), uintptr(off), uintptr(n), syncFileRangeWrite, 0, 0)
+}
