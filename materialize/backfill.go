@@ -116,6 +116,7 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		ts         *feature.TileSet
 		stringKeys bool
 		tiles      *tile.Set
+		release    func()                      // frees tiles once committed (see tile.Builder.FinishScratch)
 		parts      []func() (*tile.Set, error) // instead of tiles, for a source read in key partitions
 	}
 	partitions := func(b built) int { return max(1, len(b.parts)) }
@@ -129,6 +130,11 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		}
 		for _, b := range spilledBuilders {
 			b.Close()
+		}
+		for _, b := range todo {
+			if b.release != nil {
+				b.release()
+			}
 		}
 	}()
 	for _, name := range sources {
@@ -177,11 +183,13 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 			return sum, fmt.Errorf("%s: read source %s: %w", what, name, err)
 		}
 		for i, ts := range sets {
-			todo = append(todo, built{ts: ts, stringKeys: stringKeys[i], tiles: builders[i].Finish()})
+			tiles, release := builders[i].FinishScratch()
+			todo = append(todo, built{ts: ts, stringKeys: stringKeys[i], tiles: tiles, release: release})
 		}
 		step("read " + name)
 	}
-	for _, b := range todo {
+	for i := range todo {
+		b := &todo[i]
 		ts, cover := b.ts, covers[b.ts.ID]
 		m, err := store.Commit(ctx, tilestore.Commit{
 			TileSet: ts.ID, Needs: ts.Needs, StringKeys: b.stringKeys, Grid: ts.Grid,
@@ -196,8 +204,13 @@ func buildAndCommit(ctx context.Context, cfg *feature.Config, store Committer, s
 		} else {
 			n = b.tiles.Len()
 		}
+		if b.release != nil {
+			b.tiles = nil
+			b.release()
+			b.release = nil
+		}
 		sum.Tiles += int64(n)
-		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: n, Version: m.Version, Partitions: partitions(b)})
+		sum.Sets = append(sum.Sets, SetSummary{TileSet: ts.ID, Features: ts.Features, Cover: cover, Tiles: n, Version: m.Version, Partitions: partitions(*b)})
 		step("commit " + ts.ID)
 	}
 	return sum, nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/internal/hugepage"
@@ -430,6 +431,37 @@ func (s *Set) alloc(n int) {
 	if need&aggregate.NeedMax != 0 {
 		s.Max = make([]float64, n)
 	}
+}
+
+// allocScratch is alloc for a set of int keys whose columns lie in one
+// buffer of hugepage.Scratch, their contents undefined until written; it
+// returns what frees them. One buffer rather than one per column: the
+// scratch buffers a backfill frees (slabs, columns, object buffers) all
+// wait as spares for the next.
+func (s *Set) allocScratch(n int) (free func()) {
+	cols := [](*[]int64){&s.Keys.Int, &s.Start, &s.Count}
+	need := s.Needs
+	if need.HasValues() {
+		cols = append(cols, &s.N)
+	}
+	var floats []*[]float64
+	for _, c := range []struct {
+		need aggregate.Needs
+		col  *[]float64
+	}{{NeedSumOrM2, &s.Sum}, {aggregate.NeedM2, &s.M2}, {aggregate.NeedMin, &s.Min}, {aggregate.NeedMax, &s.Max}} {
+		if need&c.need != 0 {
+			floats = append(floats, c.col)
+		}
+	}
+	buf, free := hugepage.Scratch[int64](n * (len(cols) + len(floats)))
+	for i, c := range cols {
+		*c = buf[i*n : (i+1)*n : (i+1)*n]
+	}
+	for i, c := range floats {
+		col := buf[(len(cols)+i)*n:]
+		*c = unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(col))), n)
+	}
+	return free
 }
 
 // adviseHuge asks for huge pages under the numeric columns of s, which

@@ -429,7 +429,21 @@ func (b *Builder) Finish() *Set {
 		}
 		return buildParts(b.batches, b.g, b.needs, b.from, b.to, partsFor(n))
 	}
-	return b.finish(b.sp)
+	set, _ := b.finish(b.sp, false)
+	return set
+}
+
+// FinishScratch is Finish for a caller that writes the tiles out and then
+// drops them, such as a backfill: the columns of the set it returns may
+// lie outside the Go heap, in memory an earlier build freed moments ago
+// (see hugepage.Scratch), which spares clearing and faulting in hundreds
+// of megabytes per build. They are valid until release is called, once;
+// nothing may read them afterwards.
+func (b *Builder) FinishScratch() (set *Set, release func()) {
+	if !b.streaming {
+		return b.Finish(), func() {}
+	}
+	return b.finish(b.sp, true)
 }
 
 // Parts returns the builds of the tiles of a builder that spills, one per
@@ -463,14 +477,17 @@ func (b *Builder) Parts() []func() (*Set, error) {
 			if err != nil {
 				return nil, err
 			}
-			return b.finish(sub), nil
+			set, _ := b.finish(sub, false)
+			return set, nil
 		}
 	}
 	return parts
 }
 
-// finish sorts and folds the partitions of s into tiles.
-func (b *Builder) finish(s *spread) *Set {
+// finish sorts and folds the partitions of s into tiles, in columns of
+// scratch memory (see FinishScratch) when scratch is set, with what frees
+// them.
+func (b *Builder) finish(s *spread, scratch bool) (*Set, func()) {
 	n := 0
 	for d := range s.chains {
 		n += s.len(d, nil)
@@ -478,7 +495,7 @@ func (b *Builder) finish(s *spread) *Set {
 	out := &Set{Needs: b.needs}
 	if n == 0 {
 		s.release()
-		return out
+		return out, func() {}
 	}
 	workers := partsFor(n)
 	tiles := s.sortParts(workers, b.needs)
@@ -488,8 +505,13 @@ func (b *Builder) finish(s *spread) *Set {
 		offs[d] = total
 		total += t
 	}
-	out.alloc(total)
-	written := out.adviseHuge()
+	free, written := func() {}, func() {}
+	if scratch {
+		free = out.allocScratch(total)
+	} else {
+		out.alloc(total)
+		written = out.adviseHuge()
+	}
 	// Fold the partitions, in turns, on every core; each writes its own
 	// rows of out.
 	var next atomic.Int64
@@ -510,7 +532,7 @@ func (b *Builder) finish(s *spread) *Set {
 	wg.Wait()
 	written()
 	s.release()
-	return out
+	return out, free
 }
 
 // fold writes the tiles of partition d of the spread, which is sorted, into

@@ -276,6 +276,65 @@ func TestBuilderDirtySlab(t *testing.T) {
 	hugepage.Trim()
 }
 
+// TestBuilderFinishScratch: FinishScratch's tiles lie in memory that the
+// tiles of an earlier build freed, left as they were, and are still Build's
+// bit for bit, for every layout of state columns; release gives the memory
+// back to the spares, not to the heap or the kernel.
+func TestBuilderFinishScratch(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("scratch is mapped outside the Go heap on Linux only")
+	}
+	rng := rand.New(rand.NewPCG(63, 64))
+	const n = 1 << 19
+	g := Grid{Width: 5000}
+	for _, needs := range []aggregate.Needs{aggregate.NeedCount, aggregate.Mean.Needs(), aggregate.Var.Needs() | aggregate.Min.Needs() | aggregate.Max.Needs()} {
+		events := func(n int) *Events {
+			ev := &Events{Keys: Keys{Int: make([]int64, n)}, TS: make([]int64, n), Values: make([]float64, n), Valid: make([]bool, n)}
+			for i := range n {
+				ev.Keys.Int[i], ev.TS[i] = rng.Int64N(100_000), rng.Int64N(2e6)
+				ev.Values[i], ev.Valid[i] = rng.NormFloat64(), rng.IntN(10) != 0
+			}
+			return ev
+		}
+		build := func(ev *Events) (*Set, func()) {
+			b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+			b.Expect(0, 99_999, 0, 2e6, n)
+			b.Add(ev)
+			if !b.streaming {
+				t.Fatal("not streamed")
+			}
+			return b.FinishScratch()
+		}
+		hugepage.Trim()
+		base := hugepage.Mapped()
+		// Other events, a tenth more: a few more tiles, whose memory the
+		// second build's take.
+		first, release := build(events(n + n/10))
+		spare := hugepage.Spare()
+		release()
+		if first.Len() == 0 || hugepage.Spare() < spare+int64(first.Len())*8 {
+			t.Fatalf("needs %s: release of %d tiles gave %d bytes to the spares", needs, first.Len(), hugepage.Spare()-spare)
+		}
+		mapped := hugepage.Mapped()
+		ev := events(n)
+		got, release := build(ev)
+		if m := hugepage.Mapped(); m != mapped {
+			t.Fatalf("needs %s: %d bytes mapped after the second build, %d before: its memory was not the spares'", needs, m, mapped)
+		}
+		if want := Build(ev, g, needs, math.MinInt64, math.MaxInt64); !reflect.DeepEqual(got, want) {
+			t.Fatalf("needs %s: FinishScratch on dirty memory made %d tiles, Build %d, or they differ", needs, got.Len(), want.Len())
+		}
+		release()
+		if m := hugepage.Mapped(); m != mapped {
+			t.Fatalf("needs %s: %d bytes mapped after release, %d before", needs, m, mapped)
+		}
+		hugepage.Trim()
+		if m := hugepage.Mapped(); m != base {
+			t.Fatalf("needs %s: %d bytes still mapped after Trim, %d at first", needs, m, base)
+		}
+	}
+}
+
 // TestBuilderWideHeavy: with millions of keys, a heavy key's buckets and
 // its neighbours' fill one partition whose range outgrows a core's cache of
 // cells (the 100M sample: half of the events in one partition); folded

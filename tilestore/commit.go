@@ -482,9 +482,13 @@ func (cm *committer) writeObject(ctx context.Context, ts *tile.Set, lo, hi int) 
 		}
 		wrote <- err
 	}()
-	_, o, err := encodeObjectTo(name, ts, lo, hi, cm.c.Grid.Width, func(c []byte) { chunks <- c })
+	sk := &sink{emit: func(c []byte) { chunks <- c }, scratch: true}
+	_, o, err := encodeObjectTo(name, ts, lo, hi, cm.c.Grid.Width, sk)
 	close(chunks)
 	werr := <-wrote
+	if sk.free != nil {
+		sk.free()
+	}
 	if err != nil {
 		out.abort()
 		return Object{}, fmt.Errorf("commit tiles to tile set %s: %w", cm.c.TileSet, err)

@@ -34,10 +34,8 @@ import (
 // CRC and the column's minimum and maximum. Readers of every kind read the
 // result (TestWriteTilesMatchesWriter checks it against parquet-go's writer).
 //
-// With emit set, it hands over the object's bytes in order as they are
-// written, in chunks of at least streamChunk bytes but the last, each a
-// part of the data it returns (see encodeObjectTo).
-func writeTiles(ts *tile.Set, lo, hi int, emit func(chunk []byte)) (data []byte, groups []span, footer int64, err error) {
+// A sink, when given, takes the bytes as they are written (see sink).
+func writeTiles(ts *tile.Set, lo, hi int, sk *sink) (data []byte, groups []span, footer int64, err error) {
 	tpl, err := templateOf(ts.Needs, ts.Keys.String)
 	if err != nil {
 		return nil, nil, 0, err
@@ -46,8 +44,18 @@ func writeTiles(ts *tile.Set, lo, hi int, emit func(chunk []byte)) (data []byte,
 	// The object is written front to back once: huge pages under it spare
 	// a fresh process a page fault per 4 KiB (a quarter of a 20M
 	// backfill's faults).
-	out, written := hugepage.Make[byte](estimateBytes(ts, hi-lo, len(tpl.leaves)))
-	defer written()
+	var out []byte
+	var emit func([]byte)
+	if size := estimateBytes(ts, hi-lo, len(tpl.leaves)); sk != nil && sk.scratch {
+		out, sk.free = hugepage.Scratch[byte](size)
+	} else {
+		var written func()
+		out, written = hugepage.Make[byte](size)
+		defer written()
+	}
+	if sk != nil {
+		emit = sk.emit
+	}
 	w := pageWriter{out: out[:0]}
 	w.out = append(w.out, "PAR1"...)
 	sent := 0 // bytes of w.out handed to emit
@@ -87,6 +95,20 @@ func writeTiles(ts *tile.Set, lo, hi int, emit func(chunk []byte)) (data []byte,
 		emit(w.out[sent:])
 	}
 	return w.out, groups, footer, nil
+}
+
+// sink takes the bytes of an object as writeTiles writes them.
+type sink struct {
+	// emit, when set, is handed the bytes in order as they are written, in
+	// chunks of at least streamChunk bytes but the last, each a part of
+	// the data writeTiles returns.
+	emit func(chunk []byte)
+	// scratch writes the object into a buffer of hugepage.Scratch (memory
+	// an earlier object freed moments ago, which needs no clearing again),
+	// and free, which writeTiles sets, releases it: the caller calls it
+	// once nothing reads the data or the chunks any more.
+	scratch bool
+	free    func()
 }
 
 // streamChunk is the fewest bytes of an object writeTiles hands over at

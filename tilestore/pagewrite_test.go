@@ -35,7 +35,7 @@ func TestWriteTilesMatchesWriter(t *testing.T) {
 			for _, sp := range [][2]int{{0, set.Len()}, {0, 1}, {17, 17 + 2*RowGroupRows + 5}} {
 				name := fmt.Sprintf("needs %s, string keys %v, tiles [%d, %d)", needs, stringKeys, sp[0], sp[1])
 				var chunks [][]byte
-				got, o, err := encodeObjectTo("x.parquet", set, sp[0], sp[1], hour, func(c []byte) { chunks = append(chunks, bytes.Clone(c)) })
+				got, o, err := encodeObjectTo("x.parquet", set, sp[0], sp[1], hour, &sink{emit: func(c []byte) { chunks = append(chunks, bytes.Clone(c)) }})
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}

@@ -157,19 +157,18 @@ func encodeObject(name string, ts *tile.Set, lo, hi int, width int64) ([]byte, O
 	return encodeObjectTo(name, ts, lo, hi, width, nil)
 }
 
-// encodeObjectTo is encodeObject that, with emit set, also hands over the
-// object's bytes in order as they are written, in chunks that are parts of
-// the bytes it returns (the store can take them while the rest encode),
-// all of them before it describes the object.
-func encodeObjectTo(name string, ts *tile.Set, lo, hi int, width int64, emit func(chunk []byte)) ([]byte, Object, error) {
+// encodeObjectTo is encodeObject that writes the object through sk (see
+// sink): its emit is handed every byte, in order, before the object is
+// described, so that the store can take them while the rest encode.
+func encodeObjectTo(name string, ts *tile.Set, lo, hi int, width int64, sk *sink) ([]byte, Object, error) {
 	if hi <= lo || tileFormat != defaultFormat {
 		data, o, err := encodeObjectAs(name, ts, lo, hi, width, tileFormat)
-		if err == nil && emit != nil {
-			emit(data)
+		if err == nil && sk != nil && sk.emit != nil {
+			sk.emit(data)
 		}
 		return data, o, err
 	}
-	data, groups, footer, err := writeTiles(ts, lo, hi, emit)
+	data, groups, footer, err := writeTiles(ts, lo, hi, sk)
 	if err != nil {
 		return nil, Object{}, fmt.Errorf("encode tile object %s: %w", name, err)
 	}
