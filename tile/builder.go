@@ -559,6 +559,14 @@ func (b *Builder) fold(s *spread, d int, out *Set, off int) {
 		out.putState(j, g.Origin+(int64(c-first)+b.bmin)*g.Width, st)
 		j++
 	}
+	if tiles := s.summed[d]; tiles != nil {
+		for i := range tiles {
+			t := &tiles[i]
+			put(t.off, &aggregate.State{Count: t.count, N: t.n, Sum: t.sum})
+		}
+		s.summed[d] = nil
+		return
+	}
 	if tiles := s.folded[d]; tiles != nil {
 		for i := range tiles {
 			put(tiles[i].off, &tiles[i].st)

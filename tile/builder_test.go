@@ -443,7 +443,8 @@ func TestBuilderEmptyBatchOfOtherKind(t *testing.T) {
 // come out of sortParts sorted within each partition, stably (values say
 // the input order), each partition holding exactly its keys, with its
 // distinct keys counted; a partition of a heavy range comes out folded, a
-// state per distinct key in key order, summed in input order.
+// state per distinct key in key order, summed in input order, through
+// cells of a count, n and sum alone for those needs, of a whole state else.
 func TestSpreadSort(t *testing.T) {
 	rng := rand.New(rand.NewPCG(55, 56))
 	const width = 22
@@ -456,8 +457,12 @@ func TestSpreadSort(t *testing.T) {
 	// Room for fewer keys than come (the slab grows), and for more (many
 	// partitions, a few keys each); slabs on the heap and, from 2 MiB,
 	// mapped outside it, growing too.
-	for _, c := range []struct{ n, room int }{{0, 1 << 16}, {1, 1 << 16}, {5000, 1 << 16}, {1 << 17, 1 << 16}, {1 << 17, 1 << 20}, {1 << 20, 1 << 19}} {
+	for ci, c := range []struct{ n, room int }{{0, 1 << 16}, {1, 1 << 16}, {5000, 1 << 16}, {1 << 17, 1 << 16}, {1 << 17, 1 << 20}, {1 << 20, 1 << 19}, {1 << 20, 1 << 19}} {
 		n := c.n
+		needs, sumOnly := aggregate.Sum.Needs(), ci%2 == 0
+		if !sumOnly {
+			needs |= aggregate.Min.Needs()
+		}
 		var sample []uint64
 		for i := range n / 10 {
 			sample = append(sample, key(i))
@@ -491,11 +496,22 @@ func TestSpreadSort(t *testing.T) {
 			}
 		}
 		put()
-		tiles := s.sortParts(2, aggregate.Sum.Needs())
+		tiles := s.sortParts(2, needs)
 		var got []uint64
 		folded := 0
 		for d := range s.chains {
-			if ft := s.folded[d]; ft != nil {
+			ft := s.folded[d]
+			if st := s.summed[d]; st != nil {
+				if !sumOnly || ft != nil {
+					t.Fatalf("n %d: partition %d folded through the cells of other needs (%s)", n, d, needs)
+				}
+				for _, x := range st {
+					ft = append(ft, cellTile{off: x.off, st: aggregate.State{Count: x.count, N: x.n, Sum: x.sum}})
+				}
+			} else if ft != nil && sumOnly {
+				t.Fatalf("n %d: partition %d folded through whole states for a sum", n, d)
+			}
+			if ft != nil {
 				// Folded through cells: a tile per distinct key, in
 				// key order, with the count and the in-order sum of
 				// its values.
@@ -508,7 +524,7 @@ func TestSpreadSort(t *testing.T) {
 					var want aggregate.State
 					for j, k := range in {
 						if k == c {
-							addEvent(&want, float64(j), true, true)
+							addEvent(&want, float64(j), true, sumOnly)
 						}
 					}
 					if tl.st != want {
@@ -795,5 +811,54 @@ func TestBuilderCloseFrees(t *testing.T) {
 		if got := hugepage.Mapped(); got != before {
 			t.Fatalf("finish %v: %d bytes still mapped after Close, %d before", finish, got, before)
 		}
+	}
+}
+
+// TestFoldSumsBits: a partition folded through cells of a count, n and sum
+// gives each tile the bits that State.Add's order gives, for values whose
+// sums are delicate: negative zeros alone, zeros of both signs, nulls
+// alone, infinities of both signs (whose sum is NaN), and huge values that
+// overflow.
+func TestFoldSumsBits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(73, 74))
+	const width, n = 8, 20_000
+	pool := []float64{0, math.Copysign(0, -1), 1.5, 1e308, -1e308, math.Inf(1), math.Inf(-1), math.NaN()}
+	s := newSpread(width, n, nil, 0, true, 0, 1)
+	var cs []uint64
+	var vals []float64
+	for range n {
+		k := rng.Uint64N(1 << width)
+		v := pool[rng.IntN(len(pool))]
+		switch {
+		case k%7 == 0: // negative zeros alone
+			v = math.Copysign(0, -1)
+		case k%11 == 0: // nulls alone
+			v = math.NaN()
+		case k%13 == 0: // zeros of either sign
+			v = pool[rng.IntN(2)]
+		}
+		cs, vals = append(cs, k), append(vals, v)
+	}
+	s.file(cs, vals, nil)
+	s.sortParts(1, aggregate.Sum.Needs())
+	checked := 0
+	for d := range s.chains {
+		for _, x := range s.summed[d] {
+			c := s.composite(d, x.off)
+			var want aggregate.State
+			for i, k := range cs {
+				if k == c {
+					addEvent(&want, vals[i], true, true)
+				}
+			}
+			if x.count != want.Count || x.n != want.N || math.Float64bits(x.sum) != math.Float64bits(want.Sum) {
+				t.Fatalf("key %d: count %d, n %d, sum %v (%x); State.Add gives %d, %d, %v (%x)",
+					c, x.count, x.n, x.sum, math.Float64bits(x.sum), want.Count, want.N, want.Sum, math.Float64bits(want.Sum))
+			}
+			checked++
+		}
+	}
+	if checked != 1<<width {
+		t.Fatalf("%d tiles folded through sum cells, want all %d keys'", checked, 1<<width)
 	}
 }

@@ -43,8 +43,10 @@ type spread struct {
 	unmap func() // frees a slab outside the Go heap; nil when the slab is on it
 
 	// per partition: its tiles, when it was folded through cells rather
-	// than sorted (see sortPart); nil otherwise.
+	// than sorted (see sortPart), in summed when they keep a count, n and
+	// sum alone, else in folded; nil otherwise.
 	folded [][]cellTile
+	summed [][]sumTile
 }
 
 // cellTile is a tile of a partition folded through cells: its key's offset
@@ -52,6 +54,24 @@ type spread struct {
 type cellTile struct {
 	off uint32
 	st  aggregate.State
+}
+
+// sumTile is a cellTile of a count, n and sum alone: 32 bytes rather than
+// 56, for the most common tiles (sums, counts and means), millions of
+// which a backfill writes and reads back once.
+type sumTile struct {
+	off      uint32
+	sum      float64
+	count, n int64
+}
+
+// sumCell is the cell of a tile of a count, n and sum alone (see
+// foldSums). Its sum starts at -0, which adding a first value turns into
+// exactly that value, as State.Add sets it: no test per event for the
+// first.
+type sumCell struct {
+	sum      float64
+	count, n int64
 }
 
 type head struct{ pos, end int }
@@ -280,7 +300,7 @@ func (s *spread) composite(d int, off uint32) uint64 {
 func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	parts := len(s.chains)
 	tiles := make([]int, parts)
-	s.folded = make([][]cellTile, parts)
+	s.folded, s.summed = make([][]cellTile, parts), make([][]sumTile, parts)
 	// Largest partitions first, so that a heavy key's partition does not
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
@@ -317,7 +337,9 @@ type scratch struct {
 	vals, tmpV []float64
 	none       []struct{}
 	cells      []aggregate.State // all zero between partitions
+	sums       []sumCell         // all (-0, 0, 0) between partitions
 	folded     []cellTile        // room for the tiles of partitions to fold
+	summed     []sumTile         // the same, for tiles of a count, n and sum
 	written    *hugepage.Requests
 }
 
@@ -326,15 +348,16 @@ type scratch struct {
 const arenaTiles = 1 << 16
 
 // room returns room for the n tiles of a folded partition, carved from
-// chunks of memory that ask for huge pages until sortParts is done: a slice
-// of fresh memory per partition took a third of a fresh process's page
-// faults in a 20M backfill.
-func (sc *scratch) room(n int) []cellTile {
-	if len(sc.folded) < n {
-		sc.folded = hugepage.MakeIn[cellTile](sc.written, max(n, arenaTiles))
+// the chunk arena holds (a new one when it is short), chunks of memory
+// that ask for huge pages until sortParts is done: a slice of fresh memory
+// per partition took a third of a fresh process's page faults in a 20M
+// backfill.
+func room[T any](arena *[]T, written *hugepage.Requests, n int) []T {
+	if len(*arena) < n {
+		*arena = hugepage.MakeIn[T](written, max(n, arenaTiles))
 	}
-	out := sc.folded[:0:n]
-	sc.folded = sc.folded[n:]
+	out := (*arena)[:0:n]
+	*arena = (*arena)[n:]
 	return out
 }
 
@@ -434,12 +457,14 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 // a state per key in sc.cells, in arrival order, and keeps those that
 // received a key, in key order, as s.folded[d]; it returns how many.
 func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
+	if needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0 {
+		return s.foldSums(d, span, sc)
+	}
 	if len(sc.cells) < span {
 		sc.cells = make([]aggregate.State, max(span, cellKeys))
 	}
 	cells := sc.cells[:span]
 	withValues := s.vals != nil
-	sumOnly := needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
 	s.each(d, s.len(d, nil), func(lo, hi int) {
 		keys := s.keys[lo:hi]
 		if !withValues {
@@ -450,7 +475,7 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 		}
 		vals := s.vals[lo:hi]
 		for i, k := range keys {
-			addEvent(&cells[k], vals[i], true, sumOnly)
+			addEvent(&cells[k], vals[i], true, false)
 		}
 	})
 	tiles := 0
@@ -459,7 +484,7 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 			tiles++
 		}
 	}
-	out := sc.room(tiles)
+	out := room(&sc.folded, sc.written, tiles)
 	for k := range cells {
 		if cells[k].Count > 0 {
 			out = append(out, cellTile{off: uint32(k), st: cells[k]})
@@ -467,5 +492,55 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 		}
 	}
 	s.folded[d] = out
+	return tiles
+}
+
+// foldSums is foldCells for tiles of a count, n and sum alone, through
+// cells of those alone, into s.summed[d].
+func (s *spread) foldSums(d, span int, sc *scratch) int {
+	negZero := math.Copysign(0, -1)
+	if len(sc.sums) < span {
+		sc.sums = make([]sumCell, max(span, cellKeys))
+		for k := range sc.sums {
+			sc.sums[k].sum = negZero
+		}
+	}
+	cells := sc.sums[:span]
+	s.each(d, s.len(d, nil), func(lo, hi int) {
+		keys := s.keys[lo:hi]
+		if s.vals == nil {
+			for _, k := range keys {
+				cells[k].count++
+			}
+			return
+		}
+		vals := s.vals[lo:hi]
+		for i, k := range keys {
+			c := &cells[k]
+			c.count++
+			if v := vals[i]; v == v {
+				c.sum += v
+				c.n++
+			}
+		}
+	})
+	tiles := 0
+	for k := range cells {
+		if cells[k].count > 0 {
+			tiles++
+		}
+	}
+	out := room(&sc.summed, sc.written, tiles)
+	for k := range cells {
+		if c := &cells[k]; c.count > 0 {
+			t := sumTile{off: uint32(k), count: c.count, n: c.n}
+			if c.n > 0 {
+				t.sum = c.sum
+			}
+			out = append(out, t)
+			*c = sumCell{sum: negZero}
+		}
+	}
+	s.summed[d] = out
 	return tiles
 }
