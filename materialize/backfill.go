@@ -16,7 +16,9 @@ import (
 	"github.com/tessera-fe/tessera/tilestore"
 )
 
-// Committer publishes tiles; *tilestore.Store is one.
+// Committer publishes tiles; *tilestore.Store is one. The tiles of a
+// commit are lent for the call: a backfill frees them once Commit returns
+// (they may lie outside the Go heap), so a Committer must not keep them.
 type Committer interface {
 	Commit(ctx context.Context, c tilestore.Commit) (*tilestore.Manifest, error)
 }

@@ -439,6 +439,9 @@ func (s *Set) alloc(n int) {
 // scratch buffers a backfill frees (slabs, columns, object buffers) all
 // wait as spares for the next.
 func (s *Set) allocScratch(n int) (free func()) {
+	if s.Keys.String {
+		panic("tile: allocScratch of a set of string keys")
+	}
 	cols := [](*[]int64){&s.Keys.Int, &s.Start, &s.Count}
 	need := s.Needs
 	if need.HasValues() {

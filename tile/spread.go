@@ -295,8 +295,8 @@ func (s *spread) composite(d int, off uint32) uint64 {
 // sortParts sorts each partition by offset, stably, in place, on up
 // to workers cores, or folds it (see sortPart) into the partial states of
 // needs, and returns the tiles (distinct keys) of each. A folded partition
-// keeps its keys in arrival order, and its tiles in s.folded until fold
-// writes them.
+// keeps its keys in arrival order, and its tiles in s.summed (needs of a
+// count, n and sum alone) or s.folded until fold writes them.
 func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	parts := len(s.chains)
 	tiles := make([]int, parts)
@@ -421,8 +421,8 @@ func (s *spread) span(d int) uint64 {
 // sortPart sorts partition d in place and counts its distinct keys; or,
 // when d is dense enough (foldsThroughCells: a heavy key's buckets), folds
 // its keys into a state per key of the range instead, in arrival order, and
-// keeps its tiles in s.folded: what a sort and a fold would give, at the
-// cost of one pass over the keys.
+// keeps its tiles in s.summed or s.folded (see foldCells): what a sort and
+// a fold would give, at the cost of one pass over the keys.
 func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 	if span := s.span(d); foldsThroughCells(s.len(d, nil), span) {
 		return s.foldCells(d, int(span), sc, needs)
@@ -455,7 +455,9 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 
 // foldCells folds the keys of partition d, which span keys of range, into
 // a state per key in sc.cells, in arrival order, and keeps those that
-// received a key, in key order, as s.folded[d]; it returns how many.
+// received a key, in key order, as s.folded[d]; it returns how many. For
+// needs of a count, n and sum alone it folds through smaller cells into
+// s.summed[d] (see foldSums).
 func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
 	if needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0 {
 		return s.foldSums(d, span, sc)

@@ -46,7 +46,8 @@ type Commit struct {
 	// math.MinInt64 / math.MaxInt64.
 	Cover Range
 	// Tiles are sorted by (key, Start), all inside Cover; nil or empty
-	// proves that Cover holds no events.
+	// proves that Cover holds no events. Commit reads them only until it
+	// returns: the caller may free them then.
 	Tiles *tile.Set
 	// Parts, when Tiles is nil, gives the tiles as parts loaded one at a
 	// time and released once written: the key partitions of a backfill

@@ -3,6 +3,7 @@ package tilestore
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -129,4 +130,63 @@ func testFaults(t *testing.T, s *Store) {
 	}
 	// Without faults the commit goes through.
 	mustCommit(t, s, commitB)
+}
+
+// TestFailedWriteMidObject: a store write that fails in the middle of an
+// object streamed in many chunks (more than the writer's queue holds after
+// the failure) fails the commit without blocking its encoder, and leaves
+// neither an object nor a temporary file.
+func TestFailedWriteMidObject(t *testing.T) {
+	defer func(n int) { streamChunk = n }(streamChunk)
+	streamChunk = 1 // a chunk per row group
+	rng := rand.New(rand.NewPCG(23, 24))
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	set := setOf(needs, false, randomRows(rng, needs, false, 2000, 0, 24, 1))
+	if set.Len() < 30*RowGroupRows {
+		t.Fatalf("%d tiles: the test needs thirty row groups", set.Len())
+	}
+	s := openDir(t)
+	injected := errors.New("injected failure of the second chunk")
+	writes := 0
+	s.fault = func(ctx context.Context, op storeOp, key string) error {
+		if op == opWrite {
+			if writes++; writes == 2 {
+				return injected
+			}
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(context.Background(), Commit{TileSet: "midway", Needs: needs, Grid: hourGrid, Cover: Range{0, 24 * hour}, Tiles: set})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, injected) || !strings.Contains(err.Error(), "write tile object") {
+			t.Fatalf("commit returned %v, want the injected failure", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commit blocked after a failed write")
+	}
+	if writes < 2 {
+		t.Fatalf("%d chunk writes", writes)
+	}
+	s.fault = nil
+	if m, err := s.Manifest(context.Background(), "midway"); m != nil || err != nil {
+		t.Fatalf("a failed commit published %+v, %v", m, err)
+	}
+	p := s.put.(dirPutter)
+	for _, dir := range []string{localTmpDir, "tilesets"} {
+		var files []string
+		filepath.WalkDir(filepath.Join(p.root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if len(files) > 0 {
+			t.Fatalf("files left behind: %v", files)
+		}
+	}
 }

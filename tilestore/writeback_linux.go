@@ -2,7 +2,8 @@ package tilestore
 
 import (
 	"os"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // startWriteback asks the kernel to start writing bytes [off, off+n) of f
@@ -11,6 +12,5 @@ import (
 // only. It is advice; a kernel or file system that refuses it changes
 // nothing but that wait.
 func startWriteback(f *os.File, off, n int64) {
-	const syncFileRangeWrite = 2
-	_, _, _ = syscall.Syscall6(syscall.SYS_SYNC_FILE_RANGE, f.Fd(), uintptr(off), uintptr(n), syncFileRangeWrite, 0, 0)
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
