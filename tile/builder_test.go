@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/internal/hugepage"
@@ -240,6 +241,7 @@ func TestBuilderDirtySlab(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("slabs are mapped outside the Go heap on Linux only")
 	}
+	defer hugepage.HoldSpares(time.Minute)()
 	rng := rand.New(rand.NewPCG(57, 58))
 	const n = 1 << 20
 	events := func(nulls bool) *Events {
@@ -284,6 +286,7 @@ func TestBuilderFinishScratch(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("scratch is mapped outside the Go heap on Linux only")
 	}
+	defer hugepage.HoldSpares(time.Minute)()
 	rng := rand.New(rand.NewPCG(63, 64))
 	const n = 1 << 19
 	g := Grid{Width: 5000}

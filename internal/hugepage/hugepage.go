@@ -109,11 +109,27 @@ func (m *mapping) release() {
 
 // spareIdle is how long a freed mapping waits for a buffer of Scratch to
 // reuse it before it goes back to the kernel (read under spares.mu);
-// maxSpares is how many wait at once (a backfill frees two per tile set:
-// keys and values).
+// maxSpares is how many wait at once (a backfill frees five per tile set:
+// the slab's keys and values, the tiles' columns, and an object buffer
+// per core).
 var spareIdle = 3 * time.Second
 
-const maxSpares = 8
+const maxSpares = 16
+
+// HoldSpares makes freed mappings wait d rather than spareIdle until
+// restore is called: for tests that check a reuse, whose steps the race
+// detector can slow down past spareIdle.
+func HoldSpares(d time.Duration) (restore func()) {
+	spares.mu.Lock()
+	old := spareIdle
+	spareIdle = d
+	spares.mu.Unlock()
+	return func() {
+		spares.mu.Lock()
+		spareIdle = old
+		spares.mu.Unlock()
+	}
+}
 
 // spares are the mappings freed by buffers of Scratch, waiting for the
 // next: the builders of a backfill's sources, built one after another (or
