@@ -413,24 +413,31 @@ func (s *Set) alloc(n int) {
 	} else {
 		s.Keys.Int = make([]int64, n)
 	}
-	s.Start = make([]int64, n)
-	s.Count = make([]int64, n)
-	need := s.Needs
-	if need.HasValues() {
-		s.N = make([]int64, n)
+	ints, floats := s.stateColumns()
+	for _, c := range ints {
+		*c = make([]int64, n)
 	}
-	if need&NeedSumOrM2 != 0 {
-		s.Sum = make([]float64, n)
+	for _, c := range floats {
+		*c = make([]float64, n)
 	}
-	if need&aggregate.NeedM2 != 0 {
-		s.M2 = make([]float64, n)
+}
+
+// stateColumns returns the columns of s but the keys that its Needs keep:
+// start and count, then n, and the float columns.
+func (s *Set) stateColumns() (ints []*[]int64, floats []*[]float64) {
+	ints = []*[]int64{&s.Start, &s.Count}
+	if s.Needs.HasValues() {
+		ints = append(ints, &s.N)
 	}
-	if need&aggregate.NeedMin != 0 {
-		s.Min = make([]float64, n)
+	for _, c := range []struct {
+		need aggregate.Needs
+		col  *[]float64
+	}{{NeedSumOrM2, &s.Sum}, {aggregate.NeedM2, &s.M2}, {aggregate.NeedMin, &s.Min}, {aggregate.NeedMax, &s.Max}} {
+		if s.Needs&c.need != 0 {
+			floats = append(floats, c.col)
+		}
 	}
-	if need&aggregate.NeedMax != 0 {
-		s.Max = make([]float64, n)
-	}
+	return ints, floats
 }
 
 // allocScratch is alloc for a set of int keys whose columns lie in one
@@ -442,26 +449,14 @@ func (s *Set) allocScratch(n int) (free func()) {
 	if s.Keys.String {
 		panic("tile: allocScratch of a set of string keys")
 	}
-	cols := [](*[]int64){&s.Keys.Int, &s.Start, &s.Count}
-	need := s.Needs
-	if need.HasValues() {
-		cols = append(cols, &s.N)
-	}
-	var floats []*[]float64
-	for _, c := range []struct {
-		need aggregate.Needs
-		col  *[]float64
-	}{{NeedSumOrM2, &s.Sum}, {aggregate.NeedM2, &s.M2}, {aggregate.NeedMin, &s.Min}, {aggregate.NeedMax, &s.Max}} {
-		if need&c.need != 0 {
-			floats = append(floats, c.col)
-		}
-	}
-	buf, free := hugepage.Scratch[int64](n * (len(cols) + len(floats)))
-	for i, c := range cols {
+	ints, floats := s.stateColumns()
+	ints = append(ints, &s.Keys.Int)
+	buf, free := hugepage.Scratch[int64](n * (len(ints) + len(floats)))
+	for i, c := range ints {
 		*c = buf[i*n : (i+1)*n : (i+1)*n]
 	}
 	for i, c := range floats {
-		col := buf[(len(cols)+i)*n:]
+		col := buf[(len(ints)+i)*n:]
 		*c = unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(col))), n)
 	}
 	return free

@@ -253,22 +253,11 @@ func TestBuilderDirtySlab(t *testing.T) {
 		return ev
 	}
 	g, needs := Grid{Width: 5000}, aggregate.Var.Needs()|aggregate.Min.Needs()|aggregate.Max.Needs()
-	build := func(ev *Events) *Set {
-		b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-		b.Expect(0, 2999, 0, 1e6, n)
-		b.Add(ev)
-		if !b.streaming {
-			t.Fatal("not streamed")
-		}
-		return b.Finish()
-	}
 	hugepage.Trim()
-	build(events(true)) // its slab, every value NaN, waits for the next
+	streamedBuilder(t, g, needs, 2999, 1e6, n, events(true)).Finish() // its slab, every value NaN, waits for the next
 	mapped := hugepage.Mapped()
 	ev := events(false)
-	b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-	b.Expect(0, 2999, 0, 1e6, n)
-	b.Add(ev)
+	b := streamedBuilder(t, g, needs, 2999, 1e6, n, ev)
 	if got := hugepage.Mapped(); got != mapped {
 		t.Fatalf("the slab was mapped afresh (%d bytes mapped, %d before), not taken from the spares", got, mapped)
 	}
@@ -276,6 +265,20 @@ func TestBuilderDirtySlab(t *testing.T) {
 		t.Fatalf("builder on a dirty slab made %d tiles, Build %d, or they differ", got.Len(), want.Len())
 	}
 	hugepage.Trim()
+}
+
+// streamedBuilder returns a builder of all time on grid g, told to expect
+// n events of keys [0, kmax] and times [0, tmax], once it took ev as it
+// arrived (it fails t otherwise).
+func streamedBuilder(t *testing.T, g Grid, needs aggregate.Needs, kmax, tmax int64, n int, ev *Events) *Builder {
+	t.Helper()
+	b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
+	b.Expect(0, kmax, 0, tmax, n)
+	b.Add(ev)
+	if !b.streaming {
+		t.Fatal("not streamed")
+	}
+	return b
 }
 
 // TestBuilderFinishScratch: FinishScratch's tiles lie in memory that the
@@ -300,13 +303,7 @@ func TestBuilderFinishScratch(t *testing.T) {
 			return ev
 		}
 		build := func(ev *Events) (*Set, func()) {
-			b := NewBuilder(g, needs, math.MinInt64, math.MaxInt64)
-			b.Expect(0, 99_999, 0, 2e6, n)
-			b.Add(ev)
-			if !b.streaming {
-				t.Fatal("not streamed")
-			}
-			return b.FinishScratch()
+			return streamedBuilder(t, g, needs, 99_999, 2e6, n, ev).FinishScratch()
 		}
 		hugepage.Trim()
 		base := hugepage.Mapped()

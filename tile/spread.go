@@ -466,15 +466,9 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 		sc.cells = make([]aggregate.State, max(span, cellKeys))
 	}
 	cells := sc.cells[:span]
-	withValues := s.vals != nil
+	// Needs beyond a count, n and sum keep values: the slab holds them.
 	s.each(d, s.len(d, nil), func(lo, hi int) {
 		keys := s.keys[lo:hi]
-		if !withValues {
-			for _, k := range keys {
-				cells[k].Count++
-			}
-			return
-		}
 		vals := s.vals[lo:hi]
 		for i, k := range keys {
 			addEvent(&cells[k], vals[i], true, false)

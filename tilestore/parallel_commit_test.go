@@ -14,19 +14,27 @@ import (
 	"github.com/tessera-fe/tessera/tile"
 )
 
-// TestParallelCommitSplits: a large commit is split into one object per
-// core, written concurrently, and loads back exactly, verified clean.
-func TestParallelCommitSplits(t *testing.T) {
-	defer func(n int) { minParallelRows = n }(minParallelRows)
+// splitSample returns the tiles of a small sample, enough for a commit to
+// split them three ways: until t ends, GOMAXPROCS is 3 and
+// minParallelRows 2000.
+func splitSample(t *testing.T) *tile.Set {
+	t.Helper()
+	old, procs := minParallelRows, runtime.GOMAXPROCS(3)
 	minParallelRows = 2000
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-
+	t.Cleanup(func() { minParallelRows = old; runtime.GOMAXPROCS(procs) })
 	spec := sample.Default()
 	spec.Events, spec.SpineRows = 30_000, 10
 	set := sampleTiles(t, spec, "user_id")
 	if set.Len() < 3*minParallelRows {
 		t.Fatalf("only %d tiles: the test needs enough to split", set.Len())
 	}
+	return set
+}
+
+// TestParallelCommitSplits: a large commit is split into one object per
+// core, written concurrently, and loads back exactly, verified clean.
+func TestParallelCommitSplits(t *testing.T) {
+	set := splitSample(t)
 	s := openDir(t)
 	m := mustCommit(t, s, Commit{TileSet: "split", Needs: set.Needs, Grid: hourGrid,
 		Cover: Range{math.MinInt64, math.MaxInt64}, Tiles: set})
@@ -55,16 +63,10 @@ func TestParallelCommitSplits(t *testing.T) {
 // tile before, in the run before), fails it with the first defect in tile
 // order.
 func TestParallelCheck(t *testing.T) {
-	defer func(n int) { minParallelRows = n }(minParallelRows)
-	minParallelRows = 2000
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
-
-	spec := sample.Default()
-	spec.Events, spec.SpineRows = 30_000, 10
-	set := sampleTiles(t, spec, "user_id")
+	set := splitSample(t)
 	n := set.Len()
 	c := Commit{TileSet: "checked", Needs: set.Needs, Grid: hourGrid, Cover: Range{math.MinInt64, math.MaxInt64}, Tiles: set}
-	if _, err := checkCommit(&c); err != nil || n < 3*minParallelRows {
+	if _, err := checkCommit(&c); err != nil {
 		t.Fatalf("%d tiles of the sample: %v", n, err)
 	}
 	run := n / 3 // the first tile of the second core's run
