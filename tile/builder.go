@@ -24,8 +24,9 @@ import (
 // folds, on every core; the batches themselves are not kept. Otherwise, or
 // once a batch falls outside what it was told, it keeps the batches and
 // builds from them at Finish as Build does. Told to Spill, it keeps at most
-// a share of memory and writes the rest to disk, and Parts builds the tiles
-// a group of keys at a time.
+// a share of memory and writes the rest to disk, but for the partitions of
+// heavy keys, which fold into cells as they leave memory (see prefold), and
+// Parts builds the tiles a group of keys at a time.
 type Builder struct {
 	g        Grid
 	needs    aggregate.Needs
@@ -263,7 +264,10 @@ func (b *Builder) begin(first *Events) {
 	if b.spill != nil {
 		groups = b.spill.groups
 		if groups <= 0 {
-			groups = int((int64(events)*bytesPerSpilledEvent + b.spill.memory - 1) / b.spill.memory)
+			// What the cells of partitions folded at eviction (see
+			// prefold) leave for a group's build.
+			room := b.spill.memory - b.spill.memory/prefoldShare
+			groups = int((int64(events)*bytesPerSpilledEvent + room - 1) / room)
 		}
 		groups = max(1, min(groups, maxParts))
 	}
@@ -273,7 +277,7 @@ func (b *Builder) begin(first *Events) {
 	b.streaming = b.sp != nil
 	if b.streaming && b.spill != nil {
 		b.groups = groups
-		st, err := newSpillStore(b.sp, b.spill.dir)
+		st, err := newSpillStore(b.sp, b.spill.dir, b.needs, b.spill.memory/prefoldShare)
 		if err != nil {
 			b.err = err
 			return
@@ -447,9 +451,11 @@ func (b *Builder) FinishScratch() (set *Set, release func()) {
 }
 
 // Parts returns the builds of the tiles of a builder that spills, one per
-// group of keys, in key order: each reads its group back from disk and
-// returns its tiles, sorted by (key, bucket start); together they are what
-// Finish would return. A builder that does not spill has one part: Finish.
+// group of keys, in key order: each reads its group back from disk (and the
+// cells of its partitions folded as they left memory) and returns its
+// tiles, sorted by (key, bucket start); together they are what Finish would
+// return, and a part built again returns the same. A builder that does not
+// spill has one part: Finish.
 func (b *Builder) Parts() []func() (*Set, error) {
 	if b.err != nil {
 		err := b.err
@@ -490,7 +496,7 @@ func (b *Builder) Parts() []func() (*Set, error) {
 func (b *Builder) finish(s *spread, scratch bool) (*Set, func()) {
 	n := 0
 	for d := range s.chains {
-		n += s.len(d, nil)
+		n += s.held(d)
 	}
 	out := &Set{Needs: b.needs}
 	if n == 0 {

@@ -766,7 +766,7 @@ func TestSpillCuts(t *testing.T) {
 		{[]int{5, 0, 0}, 3, []int{0, 3}},
 		{[]int{0, 0}, 2, []int{0, 2}},
 	} {
-		st := &spillStore{blocks: make([][]onDisk, len(c.counts))}
+		st := &spillStore{blocks: make([][]onDisk, len(c.counts)), pre: make([]*prefold, len(c.counts))}
 		for d, n := range c.counts {
 			if n > 0 {
 				st.blocks[d] = []onDisk{{n: n}}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"unsafe"
+
+	"github.com/tessera-fe/tessera/aggregate"
 )
 
 // spillStore holds the blocks a spread evicted to disk when its slab was
@@ -23,6 +25,13 @@ type spillStore struct {
 	blocks [][]onDisk    // per partition: its evicted blocks, in order
 	values bool          // blocks hold values after their keys
 	err    error         // the first write that failed
+
+	// Per partition: the cells its keys fold into as they are evicted,
+	// when they do not go to disk (see prefold); sums says which cells,
+	// and the cells take preBytes of at most maxPre.
+	pre              []*prefold
+	sums             bool
+	preBytes, maxPre int64
 }
 
 // onDisk is an evicted block: where it starts in the file and the keys it
@@ -33,8 +42,10 @@ type onDisk struct {
 }
 
 // newSpillStore makes the file of s's evicted blocks in a new directory
-// under dir ("" is the system temporary directory).
-func newSpillStore(s *spread, dir string) (*spillStore, error) {
+// under dir ("" is the system temporary directory). The partitions of
+// heavy keys fold into cells of the partial states of needs instead, in
+// up to maxPre bytes.
+func newSpillStore(s *spread, dir string, needs aggregate.Needs, maxPre int64) (*spillStore, error) {
 	d, err := os.MkdirTemp(dir, "tessera-build-")
 	if err != nil {
 		return nil, fmt.Errorf("make a directory for spilled tiles (set TMPDIR to a disk with room): %w", err)
@@ -44,7 +55,9 @@ func newSpillStore(s *spread, dir string) (*spillStore, error) {
 		_ = os.RemoveAll(d)
 		return nil, fmt.Errorf("spill tiles: %w", err)
 	}
-	st := &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil}
+	st := &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil,
+		pre: make([]*prefold, len(s.base)), maxPre: maxPre,
+		sums: needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0}
 	st.w = bufio.NewWriterSize(f, 1<<20)
 	return st, nil
 }
@@ -60,6 +73,9 @@ func (st *spillStore) cuts(groups int) []int {
 		prefix[d+1] = prefix[d]
 		for _, o := range bs {
 			prefix[d+1] += o.n
+		}
+		if p := st.pre[d]; p != nil {
+			prefix[d+1] += p.weight()
 		}
 	}
 	total := prefix[parts]
@@ -198,32 +214,38 @@ func bytesOf[T uint32 | float64](x []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), len(x)*int(unsafe.Sizeof(x[0])))
 }
 
-// evict writes every partition's full blocks to disk and frees them: all
-// but the last block of each chain, which is still being filled.
+// evict writes every partition's full blocks to disk, or folds them into
+// its cells (see prefold), and frees them: all but the last block of each
+// chain, which is still being filled.
 func (s *spread) evict() {
+	s.disk.choosePrefolds(s, false)
 	for d, c := range s.chains {
 		if len(c) <= 1 {
 			continue
 		}
+		p := s.disk.pre[d]
 		for _, b := range c[:len(c)-1] {
-			s.disk.write(s, d, int(b), s.block)
+			s.put(p, d, int(b), s.block)
 			s.free = append(s.free, b)
 		}
 		s.chains[d] = append(c[:0], c[len(c)-1])
 	}
 }
 
-// evictAll writes every block to disk, the last of each chain as far as it
-// is filled, and drops the slab: the keys are all on disk.
+// evictAll writes every block to disk, or folds it into its partition's
+// cells, the last of each chain as far as it is filled, and drops the
+// slab: the keys are all on disk or folded.
 func (s *spread) evictAll() {
+	s.disk.choosePrefolds(s, true)
 	for d, c := range s.chains {
+		p := s.disk.pre[d]
 		for i, b := range c {
 			n := s.block
 			if i == len(c)-1 {
 				n = s.heads[d].pos - int(b)*s.block
 			}
 			if n > 0 {
-				s.disk.write(s, d, int(b), n)
+				s.put(p, d, int(b), n)
 			}
 		}
 		s.chains[d] = nil
@@ -231,6 +253,16 @@ func (s *spread) evictAll() {
 	}
 	s.release()
 	s.keys, s.vals, s.free, s.used = nil, nil, nil, 0
+}
+
+// put folds the first n keys of block b of partition d into p, or writes
+// them to disk when p is nil.
+func (s *spread) put(p *prefold, d, b, n int) {
+	if p != nil {
+		p.add(s, b*s.block, n)
+	} else {
+		s.disk.write(s, d, b, n)
+	}
 }
 
 // loadGroup returns a spread holding the keys of partitions [lo, hi), read
@@ -245,7 +277,8 @@ func (s *spread) loadGroup(lo, hi int) (*spread, error) {
 		blocks += len(st.blocks[d])
 	}
 	sub := &spread{fshift: s.fshift, table: s.table, base: s.base, weight: s.weight, block: s.block,
-		heads: make([]head, len(s.base)), chains: make([][]int32, len(s.base))}
+		heads: make([]head, len(s.base)), chains: make([][]int32, len(s.base)), pre: make([]*prefold, len(s.base))}
+	copy(sub.pre[lo:hi], st.pre[lo:hi])
 	// Off the heap, on huge pages, and the previous group's slab where it
 	// fits (see alloc): a slab of fresh heap memory took a page fault per
 	// 4 KiB as the group was read into it, most of a spilled build's time.

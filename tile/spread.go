@@ -47,6 +47,10 @@ type spread struct {
 	// sum alone, else in folded; nil otherwise.
 	folded [][]cellTile
 	summed [][]sumTile
+	// per partition of a group read back from disk: its cells, when its
+	// keys folded into them as they were evicted (see prefold); nil
+	// otherwise, and in a spread that does not spill.
+	pre []*prefold
 }
 
 // cellTile is a tile of a partition folded through cells: its key's offset
@@ -273,6 +277,16 @@ func (s *spread) len(d int, m *mark) int {
 	return (len(c)-1)*s.block + h.pos - int(c[len(c)-1])*s.block
 }
 
+// held returns the keys partition d holds, in its blocks and, in a group
+// read back from disk, folded into its cells.
+func (s *spread) held(d int) int {
+	n := s.len(d, nil)
+	if s.pre != nil && s.pre[d] != nil {
+		n += s.pre[d].events
+	}
+	return n
+}
+
 // each calls f with the slots of partition d in order, block by block, up
 // to its first n keys.
 func (s *spread) each(d, n int, f func(lo, hi int)) {
@@ -305,11 +319,11 @@ func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	// start last and leave the other cores idle.
 	order := make([]int, 0, parts)
 	for d := range parts {
-		if s.len(d, nil) > 0 {
+		if s.held(d) > 0 {
 			order = append(order, d)
 		}
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.len(b, nil), s.len(a, nil)) })
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.held(b), s.held(a)) })
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var written hugepage.Requests // of the folded partitions' tiles
@@ -424,6 +438,9 @@ func (s *spread) span(d int) uint64 {
 // keeps its tiles in s.summed or s.folded (see foldCells): what a sort and
 // a fold would give, at the cost of one pass over the keys.
 func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
+	if s.pre != nil && s.pre[d] != nil {
+		return s.foldPrefolded(d, s.pre[d], sc)
+	}
 	if span := s.span(d); foldsThroughCells(s.len(d, nil), span) {
 		return s.foldCells(d, int(span), sc, needs)
 	}
@@ -468,12 +485,23 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 	cells := sc.cells[:span]
 	// Needs beyond a count, n and sum keep values: the slab holds them.
 	s.each(d, s.len(d, nil), func(lo, hi int) {
-		keys := s.keys[lo:hi]
-		vals := s.vals[lo:hi]
-		for i, k := range keys {
-			addEvent(&cells[k], vals[i], true, false)
-		}
+		stateInto(cells, s.keys[lo:hi], s.vals[lo:hi])
 	})
+	s.folded[d] = keepStates(cells, sc, true)
+	return len(s.folded[d])
+}
+
+// stateInto folds keys, with their values, into cells.
+func stateInto(cells []aggregate.State, keys []uint32, vals []float64) {
+	vals = vals[:len(keys)]
+	for i, k := range keys {
+		addEvent(&cells[k], vals[i], true, false)
+	}
+}
+
+// keepStates returns the tiles of the cells that hold keys, in key order,
+// in room from sc, and clears the cells when clear is set.
+func keepStates(cells []aggregate.State, sc *scratch, clear bool) []cellTile {
 	tiles := 0
 	for k := range cells {
 		if cells[k].Count > 0 {
@@ -484,42 +512,65 @@ func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int 
 	for k := range cells {
 		if cells[k].Count > 0 {
 			out = append(out, cellTile{off: uint32(k), st: cells[k]})
-			cells[k] = aggregate.State{}
+			if clear {
+				cells[k] = aggregate.State{}
+			}
 		}
 	}
-	s.folded[d] = out
-	return tiles
+	return out
 }
 
 // foldSums is foldCells for tiles of a count, n and sum alone, through
 // cells of those alone, into s.summed[d].
 func (s *spread) foldSums(d, span int, sc *scratch) int {
-	negZero := math.Copysign(0, -1)
 	if len(sc.sums) < span {
-		sc.sums = make([]sumCell, max(span, cellKeys))
-		for k := range sc.sums {
-			sc.sums[k].sum = negZero
-		}
+		sc.sums = newSumCells(max(span, cellKeys))
 	}
 	cells := sc.sums[:span]
 	s.each(d, s.len(d, nil), func(lo, hi int) {
-		keys := s.keys[lo:hi]
-		if s.vals == nil {
-			for _, k := range keys {
-				cells[k].count++
-			}
-			return
+		var vals []float64
+		if s.vals != nil {
+			vals = s.vals[lo:hi]
 		}
-		vals := s.vals[lo:hi]
-		for i, k := range keys {
-			c := &cells[k]
-			c.count++
-			if v := vals[i]; v == v {
-				c.sum += v
-				c.n++
-			}
-		}
+		sumInto(cells, s.keys[lo:hi], vals)
 	})
+	s.summed[d] = keepSums(cells, sc, true)
+	return len(s.summed[d])
+}
+
+// newSumCells returns n empty sum cells: sums at -0 (see sumCell).
+func newSumCells(n int) []sumCell {
+	cells := make([]sumCell, n)
+	negZero := math.Copysign(0, -1)
+	for k := range cells {
+		cells[k].sum = negZero
+	}
+	return cells
+}
+
+// sumInto folds keys, with their values (nil: counts alone), into cells.
+func sumInto(cells []sumCell, keys []uint32, vals []float64) {
+	if vals == nil {
+		for _, k := range keys {
+			cells[k].count++
+		}
+		return
+	}
+	vals = vals[:len(keys)]
+	for i, k := range keys {
+		c := &cells[k]
+		c.count++
+		if v := vals[i]; v == v {
+			c.sum += v
+			c.n++
+		}
+	}
+}
+
+// keepSums returns the tiles of the cells that hold keys, in key order, in
+// room from sc, and empties the cells when clear is set.
+func keepSums(cells []sumCell, sc *scratch, clear bool) []sumTile {
+	negZero := math.Copysign(0, -1)
 	tiles := 0
 	for k := range cells {
 		if cells[k].count > 0 {
@@ -534,9 +585,10 @@ func (s *spread) foldSums(d, span int, sc *scratch) int {
 				t.sum = c.sum
 			}
 			out = append(out, t)
-			*c = sumCell{sum: negZero}
+			if clear {
+				*c = sumCell{sum: negZero}
+			}
 		}
 	}
-	s.summed[d] = out
-	return tiles
+	return out
 }
