@@ -110,6 +110,11 @@ func (b *Builder) Err() error { return b.err }
 // column).
 const bytesPerSpilledEvent = 136
 
+// bytesPerFoldedTile is what the build of a group costs per tile of a
+// partition folded as it left memory (see prefold), whose cells are held
+// already: the tile, with every state column.
+const bytesPerFoldedTile = 64
+
 // Add adds a batch of events of one key kind. The builder may keep the
 // batch until Finish: the caller must not change it. An empty batch may
 // say another key kind (a CSV file with only a header reads as integers):
@@ -475,7 +480,16 @@ func (b *Builder) Parts() []func() (*Set, error) {
 		err = fmt.Errorf("spill tiles to %s (set TMPDIR to a disk with room): %w", s.disk.dir, err)
 		return []func() (*Set, error){func() (*Set, error) { return nil, err }}
 	}
-	cuts := s.disk.cuts(b.groups)
+	groups := b.groups
+	if b.spill.groups <= 0 {
+		// As many groups as what went to disk and the folded partitions'
+		// tiles need, now that they are known: the heavy keys' events that
+		// folded as they left memory need none of the room planned for
+		// them, and fewer, larger groups write larger objects.
+		room := b.spill.memory - b.spill.memory/prefoldShare
+		groups = max(1, min(groups, int((s.disk.need()+room-1)/room)))
+	}
+	cuts := s.disk.cuts(groups)
 	parts := make([]func() (*Set, error), len(cuts)-1)
 	for g := range parts {
 		parts[g] = func() (*Set, error) {

@@ -90,8 +90,7 @@ func (p *prefold) add(s *spread, lo, n int) {
 	}
 }
 
-// weight returns what p weighs when the partitions are cut into groups:
-// its cells that hold keys, the tiles it makes.
+// weight returns the cells of p that hold keys: the tiles it makes.
 func (p *prefold) weight() int {
 	n := 0
 	for k := range p.sums {

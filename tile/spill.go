@@ -74,8 +74,8 @@ func (st *spillStore) cuts(groups int) []int {
 		for _, o := range bs {
 			prefix[d+1] += o.n
 		}
-		if p := st.pre[d]; p != nil {
-			prefix[d+1] += p.weight()
+		if p := st.pre[d]; p != nil { // its tiles, in keys that cost as much (see need)
+			prefix[d+1] += max(1, p.weight()*bytesPerFoldedTile/bytesPerSpilledEvent)
 		}
 	}
 	total := prefix[parts]
@@ -101,6 +101,22 @@ func (st *spillStore) cuts(groups int) []int {
 		starts = append(starts, p)
 	}
 	return append(starts, parts)
+}
+
+// need returns what building every group of st takes, in bytes: the
+// keys on disk at bytesPerSpilledEvent each, the tiles of partitions folded
+// as they left memory at bytesPerFoldedTile.
+func (st *spillStore) need() int64 {
+	var n int64
+	for d, bs := range st.blocks {
+		for _, o := range bs {
+			n += int64(o.n) * bytesPerSpilledEvent
+		}
+		if p := st.pre[d]; p != nil {
+			n += int64(p.weight()) * bytesPerFoldedTile
+		}
+	}
+	return n
 }
 
 // write appends the first n keys (and values) of block b of s, which
