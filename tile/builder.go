@@ -112,8 +112,9 @@ const bytesPerSpilledEvent = 136
 
 // bytesPerFoldedTile is what the build of a group costs per tile of a
 // partition folded as it left memory (see prefold), whose cells are held
-// already: the tile, with every state column.
-const bytesPerFoldedTile = 64
+// already: the tile as the fold keeps it until it is written (up to 56
+// bytes) and as written (64 with every state column).
+const bytesPerFoldedTile = 120
 
 // Add adds a batch of events of one key kind. The builder may keep the
 // batch until Finish: the caller must not change it. An empty batch may
@@ -261,8 +262,9 @@ func (b *Builder) begin(first *Events) {
 			per += 8
 		}
 		// A quarter of the memory holds events as they arrive (more
-		// would only spare eviction passes: every event goes to disk once
-		// either way); a group's build takes the whole.
+		// would mostly spare eviction passes: every event goes to disk
+		// once, but for those of partitions dense enough to fold as they
+		// leave, see prefold); a group's build takes the whole.
 		slots = int(max(1, b.spill.memory/4/per))
 	}
 	groups := 1

@@ -163,6 +163,58 @@ func TestBuilderSpillPrefold(t *testing.T) {
 	}
 }
 
+// TestBuilderSpillAllFolded: when every partition folds as it leaves
+// memory (a few heavy keys), nothing goes to disk, and the groups, made of
+// folded partitions alone, still give Build's tiles bit for bit, whether
+// their number is the builder's to choose or given.
+func TestBuilderSpillAllFolded(t *testing.T) {
+	rng := rand.New(rand.NewPCG(93, 94))
+	const hour, t0 = int64(3600e6), int64(1.7e15)
+	var batches []*Events
+	for range 4 {
+		ev := &Events{}
+		for range 100_000 {
+			ev.Keys.Int = append(ev.Keys.Int, 7+rng.Int64N(4))
+			ev.TS = append(ev.TS, t0+rng.Int64N(10*24*hour))
+			ev.Values = append(ev.Values, rng.NormFloat64()*1e6)
+			ev.Valid = append(ev.Valid, rng.IntN(20) != 0)
+		}
+		batches = append(batches, ev)
+	}
+	joined := Concat(batches)
+	g := Grid{Width: hour}
+	want := Build(joined, g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
+	for _, groups := range []int{0, 50} {
+		b := NewBuilder(g, aggregate.Mean.Needs(), math.MinInt64, math.MaxInt64)
+		b.Expect(7, 10, slices.Min(joined.TS), slices.Max(joined.TS), joined.Len())
+		b.Spill(t.TempDir(), 2<<20, groups)
+		for _, ev := range batches {
+			b.Add(ev)
+		}
+		if err := b.Err(); err != nil {
+			t.Fatal(err)
+		}
+		parts := b.Parts()
+		if size := b.sp.disk.size; size != 0 {
+			t.Fatalf("groups %d: %d bytes went to disk, want every partition folded", groups, size)
+		}
+		var sets []*Set
+		for _, p := range parts {
+			s, err := p()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sets = append(sets, s)
+		}
+		if err := sameBits(concatSets(sets, aggregate.Mean.Needs()), want); err != nil {
+			t.Fatalf("groups %d, built in %d: %v", groups, len(parts), err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // sameBits reports the first tile where got and want differ, to the bit.
 func sameBits(got, want *Set) error {
 	if got.Len() != want.Len() {

@@ -211,8 +211,9 @@ func readErr(f *os.File, err error) error {
 	return fmt.Errorf("read spilled tiles %s: %w", f.Name(), err)
 }
 
-// close removes the files and their directory.
+// close removes the files and their directory, and lets go of the cells.
 func (st *spillStore) close() error {
+	st.pre = nil // up to a share of the memory, of a builder given up
 	errs := []error{st.file.Close(), os.RemoveAll(st.dir)}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove spilled tiles %s: %w", st.dir, err)
@@ -282,10 +283,12 @@ func (s *spread) put(p *prefold, d, b, n int) {
 }
 
 // loadGroup returns a spread holding the keys of partitions [lo, hi), read
-// back from disk, each evicted block into a block of its own; other
-// partitions are empty. Of each partition's blocks only the last may be
-// short (evictAll wrote it), as a spread's chains have it. Its slab is
-// outside the Go heap: finish releases it.
+// back from disk, each evicted block into a block of its own, and the cells
+// of those folded as they were evicted (see prefold): the builder's own,
+// which its build reads and must never change, so that the group can be
+// built again. Other partitions are empty. Of each partition's blocks only
+// the last may be short (evictAll wrote it), as a spread's chains have it.
+// Its slab is outside the Go heap: finish releases it.
 func (s *spread) loadGroup(lo, hi int) (*spread, error) {
 	st := s.disk
 	blocks := 0

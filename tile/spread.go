@@ -37,7 +37,7 @@ type spread struct {
 	heads  []head    // per partition: next free slot of its last block, and that block's end
 	chains [][]int32 // per partition: its blocks, in arrival order
 	used   int       // blocks handed out
-	free   []int32   // blocks evicted to disk, to hand out again
+	free   []int32   // blocks evicted (to disk, or folded), to hand out again
 	disk   *spillStore
 
 	unmap func() // frees a slab outside the Go heap; nil when the slab is on it
@@ -330,7 +330,7 @@ func (s *spread) sortParts(workers int, needs aggregate.Needs) []int {
 	defer written.Written()
 	for range min(workers, len(order)) {
 		wg.Go(func() {
-			sc := scratch{written: &written} // sized by the first (largest) partition taken
+			sc := scratch{written: &written} // sized by the first (largest) partition it sorts
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(order) {
