@@ -2,6 +2,7 @@ package tilestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,9 @@ type decodeOptions struct {
 	ctx  context.Context // nil: not cancellable
 	r    Range
 	keep *KeyFilter
+	// sorted holds keep's keys of the kind of the tiles, sorted (see
+	// keyPruner), or is nil: keep's map is consulted instead.
+	sorted keyPruner
 	// workers bounds the row groups decoded at once; 0 means GOMAXPROCS.
 	workers int
 }
@@ -308,6 +312,10 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		lastInt            int64
 		lastStr            string
 	)
+	// The filter's keys, sorted, are walked along with the tiles' (a map
+	// lookup per key missed the cache: 5% of a 100M-event query's CPU).
+	ints := keyCursor[int64]{keys: opt.sorted.ints}
+	strs := keyCursor[string]{keys: opt.sorted.strs}
 	for i := range rows {
 		if timeFilter && !r.Contains(start[i]) {
 			continue
@@ -315,12 +323,20 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		switch {
 		case intFilter:
 			if !haveLast || intKeys[i] != lastInt {
-				_, lastKeep = keep.Int[intKeys[i]]
+				if opt.sorted.on {
+					lastKeep = ints.has(intKeys[i])
+				} else {
+					_, lastKeep = keep.Int[intKeys[i]]
+				}
 				lastInt, haveLast = intKeys[i], true
 			}
 		case strFilter:
 			if !haveLast || strKeys[i] != lastStr {
-				_, lastKeep = keep.Str[strKeys[i]]
+				if opt.sorted.on {
+					lastKeep = strs.has(strKeys[i])
+				} else {
+					_, lastKeep = keep.Str[strKeys[i]]
+				}
 				lastStr, haveLast = strKeys[i], true
 			}
 		default:
@@ -435,11 +451,38 @@ func decodeObject(m *Manifest, o Object, data []byte, r Range, keep *KeyFilter, 
 		return err
 	}
 	n := out.Len()
-	if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep}, out); err != nil {
+	if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep, sorted: newKeyPruner(keep, m.StringKeys)}, out); err != nil {
 		truncateSet(out, n)
 		return err
 	}
 	return nil
+}
+
+// keyCursor answers whether sorted keys hold each of keys that come in
+// ascending order, walking them once: from where the last key was found,
+// in growing steps, then by bisection.
+type keyCursor[T cmp.Ordered] struct {
+	keys []T
+	j    int // the first of keys not below the last key asked
+}
+
+// has reports whether the keys hold k, which is not below the last key
+// asked.
+func (c *keyCursor[T]) has(k T) bool {
+	keys, lo := c.keys, c.j
+	if lo < len(keys) && keys[lo] < k {
+		hi := lo + 1
+		for step := 1; hi < len(keys) && keys[hi] < k; step *= 2 {
+			lo = hi
+			hi = lo + step
+		}
+		hi = min(hi, len(keys))
+		// keys[lo] < k, and k <= keys[hi] where hi < len(keys).
+		i, _ := slices.BinarySearch(keys[lo+1:hi], k)
+		lo += 1 + i
+	}
+	c.j = lo
+	return lo < len(keys) && keys[lo] == k
 }
 
 // errNull reports a null in a column that tile objects require.

@@ -307,3 +307,60 @@ func TestGrowTo(t *testing.T) {
 		t.Fatalf("column of 3 grown to 2: %v", got)
 	}
 }
+
+// TestKeyCursor: a cursor over sorted keys answers, for keys asked in
+// ascending order (repeats included), what a set of the keys answers,
+// whether the keys asked step over one key or many, and for string keys.
+func TestKeyCursor(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for iter := range 200 {
+		var keys []int64
+		for k := rng.Int64N(5); len(keys) < rng.IntN(300); k += 1 + rng.Int64N([]int64{1, 3, 1000}[iter%3]) {
+			keys = append(keys, k)
+		}
+		set := map[int64]bool{}
+		for _, k := range keys {
+			set[k] = true
+		}
+		c := keyCursor[int64]{keys: keys}
+		s := keyCursor[string]{keys: nil}
+		end := int64(10)
+		if len(keys) > 0 {
+			end = keys[len(keys)-1] + 3
+		}
+		hits := 0
+		for q := int64(-2); q < end; {
+			if got := c.has(q); got != set[q] {
+				t.Fatalf("iter %d: has(%d) = %v over %v", iter, q, got, keys)
+			} else if got {
+				hits++
+			}
+			if s.has(fmt.Sprint(q)) {
+				t.Fatal("an empty cursor holds a key")
+			}
+			switch r := rng.IntN(4); {
+			case r == 0: // ask again
+			case r == 1: // a few keys on
+				q += 1 + rng.Int64N(3)
+			case r == 2: // far on
+				q += 1 + rng.Int64N(end/4+1)
+			default: // the next key held, however far
+				if i, _ := slices.BinarySearch(keys, q+1); i < len(keys) {
+					q = keys[i]
+				} else {
+					q = end
+				}
+			}
+		}
+		if len(keys) > 10 && hits == 0 {
+			t.Fatalf("iter %d: no key asked was held", iter)
+		}
+	}
+	words := []string{"ant", "bee", "cat", "dog", "eel"}
+	c := keyCursor[string]{keys: words}
+	for _, w := range []string{"", "ant", "ant", "b", "bee", "cow", "dog", "eel", "fox"} {
+		if got, want := c.has(w), slices.Contains(words, w); got != want {
+			t.Fatalf("has(%q) = %v, want %v", w, got, want)
+		}
+	}
+}

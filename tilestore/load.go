@@ -82,7 +82,7 @@ func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter)
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
-	kept, err := decodeObjects(obs, decodeOptions{ctx: ctx, r: r, keep: keep}, out)
+	kept, err := decodeObjects(obs, decodeOptions{ctx: ctx, r: r, keep: keep, sorted: prune}, out)
 	if err != nil {
 		return nil, err
 	}
