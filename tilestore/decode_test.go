@@ -13,6 +13,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/tessera-fe/tessera/aggregate"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 )
 
 // manyGroupRows makes tiles of keys [0, keys) at hours [0, hours), with
@@ -291,19 +292,26 @@ func BenchmarkMergeRuns(b *testing.B) {
 	b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "tiles/s")
 }
 
-// TestGrowTo: an empty column becomes n zeros, a column with rows keeps
+// TestGrowTo: an empty column becomes n zeros, large enough to ask for
+// huge pages until the requests are withdrawn; a column with rows keeps
 // them and grows, and an absent (nil) column stays absent.
 func TestGrowTo(t *testing.T) {
-	if got := growTo([]int64{}, 5); len(got) != 5 || got[0] != 0 || got[4] != 0 {
+	var fresh hugepage.Requests
+	if got := growTo([]int64{}, 5, &fresh); len(got) != 5 || got[0] != 0 || got[4] != 0 {
 		t.Fatalf("empty column grown to 5: %v", got)
 	}
-	if got := growTo([]float64{1.5, 2}, 4); len(got) != 4 || got[0] != 1.5 || got[1] != 2 {
+	big := growTo([]float64{}, 1<<20, &fresh)
+	if len(big) != 1<<20 || big[0] != 0 || big[len(big)-1] != 0 {
+		t.Fatalf("empty column grown to 1Mi: %d values", len(big))
+	}
+	fresh.Written()
+	if got := growTo([]float64{1.5, 2}, 4, &fresh); len(got) != 4 || got[0] != 1.5 || got[1] != 2 {
 		t.Fatalf("column [1.5 2] grown to 4: %v", got)
 	}
-	if got := growTo([]int64(nil), 3); got != nil {
+	if got := growTo([]int64(nil), 3, &fresh); got != nil {
 		t.Fatalf("absent column grown to 3: %v", got)
 	}
-	if got := growTo([]int64{1, 2, 3}, 2); len(got) != 3 {
+	if got := growTo([]int64{1, 2, 3}, 2, &fresh); len(got) != 3 {
 		t.Fatalf("column of 3 grown to 2: %v", got)
 	}
 }
