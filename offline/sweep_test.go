@@ -12,6 +12,7 @@ import (
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/feature"
 	"github.com/tessera-fe/tessera/internal/cputime"
+	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/internal/sample"
 	"github.com/tessera-fe/tessera/tile"
 	"github.com/tessera-fe/tessera/tilestore"
@@ -261,7 +262,17 @@ func testOutBuffer(t *testing.T, skip int) {
 		}
 		func() {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(c.procs))
+			// The buffer is scratch memory that a buffer of other records
+			// freed: every record must be written over.
+			junk, free := hugepage.Scratch[uint64](len(order) * p.lay.width)
+			for i := range junk {
+				junk[i] = 0x7ff8dead_beefcafe
+			}
+			free()
 			b := newOutBuffer(newOutSlots(order, rows, len(p.outs)), &p.lay)
+			if len(b.words) >= 1<<18 && b.words[0] != 0x7ff8dead_beefcafe {
+				t.Fatalf("%+v: the out buffer is not the scratch memory just freed", c)
+			}
 			rec := make([]uint64, p.lay.width)
 			for i, r := range order {
 				for si := range p.spans {
