@@ -375,13 +375,26 @@ func newOutBuffer(slots *outSlots, lay *layout) *outBuffer {
 // buffers at every collection: the kernel cleared the huge pages of a new
 // one for 16% of a warm 20M-row query's CPU.)
 func getWords(n int) (words []uint64, free func()) {
-	return hugepage.Scratch[uint64](n)
+	words, free = hugepage.Scratch[uint64](n)
+	if fillWords != nil {
+		fillWords(words)
+	}
+	return words, free
 }
 
-// release frees the buffer's memory, for the next sweep.
+// fillWords, when set, fills every new out buffer: tests set it to fill
+// them with values no sweep writes, as reused scratch memory may hold.
+var fillWords func([]uint64)
+
+// release frees the buffer's memory, for the next sweep; it does nothing
+// the second time (freeing scratch memory twice would hand it to two
+// buffers).
 func (b *outBuffer) release() {
 	b.words = nil
-	b.free()
+	if b.free != nil {
+		b.free()
+		b.free = nil
+	}
 }
 
 // put writes rec as the record of the spine index's row i.

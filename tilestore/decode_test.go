@@ -79,11 +79,14 @@ func TestObjectFormats(t *testing.T) {
 					t.Fatalf("%s: %v", name, err)
 				}
 				equalRows(t, name, all, rows)
-				part := newSet(needs, stringKeys)
-				if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep, workers: workers}, part); err != nil {
-					t.Fatalf("%s: %v", name, err)
+				// The filter's keys looked up in its map, and walked sorted.
+				for _, sorted := range []keyPruner{{}, newKeyPruner(keep, stringKeys)} {
+					part := newSet(needs, stringKeys)
+					if _, err := decodeObjects([]*openObject{ob}, decodeOptions{r: r, keep: keep, sorted: sorted, workers: workers}, part); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					equalRows(t, fmt.Sprintf("%s, filtered (sorted keys %v)", name, sorted.on), part, want)
 				}
-				equalRows(t, name+", filtered", part, want)
 			}
 		}
 	}
