@@ -385,18 +385,22 @@ func (b *Builder) number(keys, tss []int64, cs []uint64) bool {
 	if !b.near {
 		return b.numberFar(keys, tss, cs)
 	}
-	from, to, tmin, tmax, kmin, kmax := b.from, b.to, b.tmin, b.tmax, b.kmin, b.kmax
+	// Each range test is one unsigned comparison: x in [lo, hi] when
+	// x-lo, wrapped, is at most hi-lo.
+	from, span := b.from, uint64(b.to)-uint64(b.from) // [from, to)
+	tmin, tspan := b.tmin, uint64(b.tmax)-uint64(b.tmin)
+	kmin, kspan := b.kmin, uint64(b.kmax)-uint64(b.kmin)
 	origin, width, inv := b.bk.origin, b.bk.width, b.bk.inv
 	base := uint64(b.bmin)
 	nb := b.nb
 	tss, cs = tss[:len(keys)], cs[:len(keys)]
 	for i, k := range keys {
 		ts := tss[i]
-		if ts < from || ts >= to {
+		if uint64(ts)-uint64(from) >= span {
 			cs[i] = skipped
 			continue
 		}
-		if ts < tmin || ts > tmax || k < kmin || k > kmax {
+		if uint64(ts)-uint64(tmin) > tspan || uint64(k)-uint64(kmin) > kspan {
 			return false
 		}
 		// bucketer.of, for a time it is near: one correction at most.

@@ -53,11 +53,26 @@ func TestBuilder(t *testing.T) {
 				}
 			}
 		}
-		joined := Concat(batches)
 		from, to := int64(math.MinInt64), int64(math.MaxInt64)
-		if iter%5 == 0 {
+		if iter/modes%2 == 0 { // with every mode
 			from, to = -300, 900
+			// Events at either edge of [from, to) and just outside it.
+			if ev := batches[0]; ev.Len() > 0 {
+				for _, ts := range []int64{from - 1, from, to - 1, to} {
+					if ev.Keys.String {
+						ev.Keys.Str = append(ev.Keys.Str, ev.Keys.Str[0])
+					} else {
+						ev.Keys.Int = append(ev.Keys.Int, ev.Keys.Int[0])
+					}
+					ev.TS = append(ev.TS, ts)
+					ev.Values = append(ev.Values, 1.5)
+					if ev.Valid != nil {
+						ev.Valid = append(ev.Valid, true)
+					}
+				}
+			}
 		}
+		joined := Concat(batches)
 		want := Build(joined, g, needs, from, to)
 
 		b := NewBuilder(g, needs, from, to)
