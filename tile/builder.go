@@ -239,8 +239,8 @@ func (b *Builder) begin(first *Events) {
 		return
 	}
 	tmin, tmax := max(e.tmin, b.from), min(e.tmax, b.to-1)
-	if tmin > tmax {
-		return // no event is kept: nothing to gain
+	if b.from >= b.to || tmin > tmax {
+		return // no event is kept: nothing to gain (and number needs from < to)
 	}
 	bmin, bmax := b.bk.of(tmin), b.bk.of(tmax)
 	if bmax-bmin < 0 {
