@@ -877,3 +877,27 @@ func TestFoldSumsBits(t *testing.T) {
 		t.Fatalf("%d tiles folded through sum cells, want all %d keys'", checked, 1<<width)
 	}
 }
+
+// TestBuilderEmptyRange: a builder of an empty time range, however its
+// ends compare (to at MinInt64, where to-1 wraps), keeps no event, as Build.
+func TestBuilderEmptyRange(t *testing.T) {
+	rng := rand.New(rand.NewPCG(95, 96))
+	ev := genEvents(rng, 500, false, true, true)
+	for i := range ev.Keys.Int {
+		ev.Keys.Int[i] %= 50 // dense: the batch is numbered as it arrives
+	}
+	kmin, kmax := slices.Min(ev.Keys.Int), slices.Max(ev.Keys.Int)
+	tmin, tmax := slices.Min(ev.TS), slices.Max(ev.TS)
+	for _, r := range [][2]int64{{5, math.MinInt64}, {math.MinInt64, math.MinInt64}, {100, 100}, {100, -100}} {
+		g := Grid{Width: 7}
+		b := NewBuilder(g, aggregate.Sum.Needs(), r[0], r[1])
+		b.Expect(kmin, kmax, tmin, tmax, ev.Len())
+		b.Add(ev)
+		if b.streaming {
+			t.Fatalf("range [%d, %d): the batch was numbered as it arrived, with no event to keep", r[0], r[1])
+		}
+		if got, want := b.Finish(), Build(ev, g, aggregate.Sum.Needs(), r[0], r[1]); got.Len() != 0 || want.Len() != 0 {
+			t.Fatalf("range [%d, %d): builder made %d tiles, Build %d; want none", r[0], r[1], got.Len(), want.Len())
+		}
+	}
+}
