@@ -772,14 +772,20 @@ func TestSpillCuts(t *testing.T) {
 		counts []int
 		groups int
 		want   []int
+		folded map[int]int // partition -> tiles of its cells, for those folded as evicted
 	}{
-		{[]int{10, 10, 10, 10}, 2, []int{0, 2, 4}},
-		{[]int{10, 10, 10, 10}, 4, []int{0, 1, 2, 3, 4}},
-		{[]int{0, 10, 0, 10, 0}, 2, []int{0, 3, 5}},
-		{[]int{100, 1, 1, 1}, 4, []int{0, 1, 2, 3, 4}},
-		{[]int{1, 1, 1, 100}, 4, []int{0, 3, 4}},
-		{[]int{5, 0, 0}, 3, []int{0, 3}},
-		{[]int{0, 0}, 2, []int{0, 2}},
+		{[]int{10, 10, 10, 10}, 2, []int{0, 2, 4}, nil},
+		{[]int{10, 10, 10, 10}, 4, []int{0, 1, 2, 3, 4}, nil},
+		{[]int{0, 10, 0, 10, 0}, 2, []int{0, 3, 5}, nil},
+		{[]int{100, 1, 1, 1}, 4, []int{0, 1, 2, 3, 4}, nil},
+		{[]int{1, 1, 1, 100}, 4, []int{0, 3, 4}, nil},
+		{[]int{5, 0, 0}, 3, []int{0, 3}, nil},
+		{[]int{0, 0}, 2, []int{0, 2}, nil},
+		// A folded partition weighs its tiles, at what a tile costs a
+		// group's build against a key on disk: 68 tiles as much as 60 keys.
+		{[]int{0, 10, 10, 10, 10}, 2, []int{0, 1, 5}, map[int]int{0: 68}},
+		{[]int{10, 10, 0, 10, 10}, 3, []int{0, 2, 3, 5}, map[int]int{2: 68}},
+		{[]int{0, 0}, 2, []int{0, 1, 2}, map[int]int{0: 1, 1: 1}},
 	} {
 		st := &spillStore{blocks: make([][]onDisk, len(c.counts)), pre: make([]*prefold, len(c.counts))}
 		for d, n := range c.counts {
@@ -787,9 +793,16 @@ func TestSpillCuts(t *testing.T) {
 				st.blocks[d] = []onDisk{{n: n}}
 			}
 		}
+		for d, tiles := range c.folded {
+			p := &prefold{sums: newSumCells(tiles + 3)}
+			for k := range tiles {
+				p.sums[k].count = 1
+			}
+			st.pre[d] = p
+		}
 		got := st.cuts(c.groups)
 		if !slices.Equal(got, c.want) {
-			t.Errorf("counts %v in %d groups: cuts %v, want %v", c.counts, c.groups, got, c.want)
+			t.Errorf("counts %v, folded %v, in %d groups: cuts %v, want %v", c.counts, c.folded, c.groups, got, c.want)
 		}
 	}
 }
