@@ -211,9 +211,8 @@ func readErr(f *os.File, err error) error {
 	return fmt.Errorf("read spilled tiles %s: %w", f.Name(), err)
 }
 
-// close removes the files and their directory, and lets go of the cells.
+// close removes the files and their directory.
 func (st *spillStore) close() error {
-	st.pre = nil // up to a share of the memory, of a builder given up
 	errs := []error{st.file.Close(), os.RemoveAll(st.dir)}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove spilled tiles %s: %w", st.dir, err)
