@@ -212,15 +212,7 @@ func TestBuilderSpillOffHeap(t *testing.T) {
 	if len(parts) != 2 {
 		t.Fatalf("%d groups, want 2", len(parts))
 	}
-	var sets []*Set
-	for _, p := range parts {
-		s, err := p()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sets = append(sets, s)
-	}
-	if got := concatSets(sets, needs); !reflect.DeepEqual(got, want) {
+	if got := concatSets(buildAll(t, parts), needs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("spilled builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
 	}
 	if err := b.Close(); err != nil {
@@ -653,14 +645,9 @@ func TestBuilderSpill(t *testing.T) {
 		if len(parts) < 2 {
 			t.Fatalf("iter %d: %d events in 1 MB built in %d group", iter, joined.Len(), len(parts))
 		}
-		var sets []*Set
-		for _, p := range parts {
-			s, err := p()
-			if err != nil {
-				t.Fatalf("iter %d: %v", iter, err)
-			}
+		sets := buildAll(t, parts)
+		for _, s := range sets {
 			checkColumns(t, s)
-			sets = append(sets, s)
 		}
 		got := concatSets(sets, needs)
 		if !reflect.DeepEqual(got, want) {
@@ -706,6 +693,20 @@ func TestBuilderSpill(t *testing.T) {
 			t.Fatalf("%s: %d files left after the builder stopped", name, len(left))
 		}
 	}
+}
+
+// buildAll builds every part of a builder, in order.
+func buildAll(t *testing.T, parts []func() (*Set, error)) []*Set {
+	t.Helper()
+	var sets []*Set
+	for g, p := range parts {
+		s, err := p()
+		if err != nil {
+			t.Fatalf("part %d of %d: %v", g+1, len(parts), err)
+		}
+		sets = append(sets, s)
+	}
+	return sets
 }
 
 // concatSets joins sets of one kind, in order.

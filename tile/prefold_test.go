@@ -129,14 +129,7 @@ func TestBuilderSpillPrefold(t *testing.T) {
 			if onDisk+foldedKeys != joined.Len() {
 				t.Fatalf("%d keys folded and %d on disk, of %d", foldedKeys, onDisk, joined.Len())
 			}
-			var sets []*Set
-			for _, p := range parts {
-				s, err := p()
-				if err != nil {
-					t.Fatal(err)
-				}
-				sets = append(sets, s)
-			}
+			sets := buildAll(t, parts)
 			// Keys that folded as they left memory need no room of their
 			// own in the groups: fewer groups than planned.
 			if len(sets) < 2 || c.fold != (len(sets) < b.groups) {
@@ -198,15 +191,7 @@ func TestBuilderSpillAllFolded(t *testing.T) {
 		if size := b.sp.disk.size; size != 0 {
 			t.Fatalf("groups %d: %d bytes went to disk, want every partition folded", groups, size)
 		}
-		var sets []*Set
-		for _, p := range parts {
-			s, err := p()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sets = append(sets, s)
-		}
-		if err := sameBits(concatSets(sets, aggregate.Mean.Needs()), want); err != nil {
+		if err := sameBits(concatSets(buildAll(t, parts), aggregate.Mean.Needs()), want); err != nil {
 			t.Fatalf("groups %d, built in %d: %v", groups, len(parts), err)
 		}
 		if err := b.Close(); err != nil {
