@@ -415,14 +415,13 @@ func (b *outBuffer) copyTo(cols []*Column) {
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0), (blocks+chunk-1)/chunk)) {
 		wg.Go(func() {
-			c := &blockCopy{recs: make([]uint64, b.width<<b.shift), present: make([]bool, 1<<b.shift)}
 			for {
 				lo := int(next.Add(chunk)) - chunk
 				if lo >= blocks {
 					return
 				}
 				for q := lo; q < min(lo+chunk, blocks); q++ {
-					b.copyBlock(cols, q, c)
+					b.copyBlock(cols, q)
 				}
 			}
 		})
@@ -430,24 +429,18 @@ func (b *outBuffer) copyTo(cols []*Column) {
 	wg.Wait()
 }
 
-// blockCopy is one worker's scratch for copyBlock: a block's records in
-// row order, and which rows have one.
-type blockCopy struct {
-	recs    []uint64
-	present []bool
-}
-
 // copyBlock copies the records of block q to their rows of cols.
 //
 // The records of a block come in spine index order, their rows at random
-// within the block: written straight to the columns, every value would be
-// a store to a random cache line of each column, missing the cache (and
+// within the block: written straight to whole columns, every value would
+// be a store to a random cache line of each column, missing the cache (and
 // faulting on the first touch of fresh memory) in no order the prefetcher
-// can follow. Instead the records are first put in row order in c, a
-// block's worth that stays in cache, and each column is then written front
-// to back. Rows without a record (other key partitions, unknown keys) are
-// left as they are.
-func (b *outBuffer) copyBlock(cols []*Column, q int, c *blockCopy) {
+// can follow. A block's rows of every column fit in a core's cache
+// (outBlockBytes), so each column is written here record by record, its
+// stores landing in that window alone. Rows without a record (other key
+// partitions, unknown keys) are left as they are, and cost nothing: a key
+// partition of a query larger than memory writes only its own rows.
+func (b *outBuffer) copyBlock(cols []*Column, q int) {
 	lo, hi := int(b.start[q]), int(b.start[q+1])
 	if lo == hi {
 		return
@@ -455,17 +448,8 @@ func (b *outBuffer) copyBlock(cols []*Column, q int, c *blockCopy) {
 	base := q << b.shift
 	nrows := min(1<<b.shift, len(cols[0].Values)-base)
 	wd := b.width
-	present := c.present[:nrows]
-	full := hi-lo == nrows // every row of the block has a record
-	if !full {
-		clear(present)
-	}
-	recs := c.recs[:nrows*wd]
-	for s, r := range b.rows[lo:hi] {
-		j := int(r) - base
-		copy(recs[j*wd:(j+1)*wd], b.words[(lo+s)*wd:(lo+s+1)*wd])
-		present[j] = true
-	}
+	rows := b.rows[lo:hi]
+	recs := b.words[lo*wd : hi*wd]
 	nShift, countMask := uint(0), ^uint64(0)
 	if b.lay.packed {
 		nShift, countMask = 32, math.MaxUint32
@@ -479,27 +463,21 @@ func (b *outBuffer) copyBlock(cols []*Column, q int, c *blockCopy) {
 		}
 		switch f.fn {
 		case aggregate.Count:
-			for j := range vals {
-				if full || present[j] {
-					vals[j] = float64(int64(recs[j*wd+f.cnt] & countMask))
-				}
+			for s, r := range rows {
+				vals[int(r)-base] = float64(int64(recs[s*wd+f.cnt] & countMask))
 			}
 		case aggregate.Sum:
-			for j := range vals {
-				if full || present[j] {
-					vals[j] = math.Float64frombits(recs[j*wd+f.word])
-				}
+			for s, r := range rows {
+				vals[int(r)-base] = math.Float64frombits(recs[s*wd+f.word])
 			}
 		case aggregate.Mean:
 			// As aggregate.State.Value: Sum/N, null when N is 0.
-			for j := range vals {
-				if !full && !present[j] {
-					continue
-				}
-				n := int64(recs[j*wd+f.n] >> nShift)
+			for s, r := range rows {
+				j := int(r) - base
+				n := int64(recs[s*wd+f.n] >> nShift)
 				v := 0.0
 				if n != 0 {
-					v = math.Float64frombits(recs[j*wd+f.word]) / float64(n)
+					v = math.Float64frombits(recs[s*wd+f.word]) / float64(n)
 				}
 				vals[j] = v
 				if valid != nil {
@@ -508,12 +486,11 @@ func (b *outBuffer) copyBlock(cols []*Column, q int, c *blockCopy) {
 			}
 		default:
 			at, bit := f.bit/64, uint(f.bit%64)
-			for j := range vals {
-				if full || present[j] {
-					vals[j] = math.Float64frombits(recs[j*wd+f.word])
-					if valid != nil {
-						valid[j] = recs[j*wd+at]>>bit&1 != 0
-					}
+			for s, r := range rows {
+				j := int(r) - base
+				vals[j] = math.Float64frombits(recs[s*wd+f.word])
+				if valid != nil {
+					valid[j] = recs[s*wd+at]>>bit&1 != 0
 				}
 			}
 		}
