@@ -112,21 +112,26 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		sub := tile.NewDict(dict.String)
+		// The partition's keys, numbered in the order of their ids in
+		// dict: distinct, so one AddAll numbers them alike, at once
+		// rather than a call per key.
 		keys := &tile.Keys{String: dict.String}
+		n := int32(0)
 		for id, q := range partOf {
 			remap[id] = -1
 			if int(q) != p {
 				continue
 			}
-			remap[id] = int32(sub.Len())
+			remap[id] = n
+			n++
 			if dict.String {
-				keys.Str = append(keys.Str[:0], dict.StrKey(int32(id)))
+				keys.Str = append(keys.Str, dict.StrKey(int32(id)))
 			} else {
-				keys.Int = append(keys.Int[:0], dict.IntKey(int32(id)))
+				keys.Int = append(keys.Int, dict.IntKey(int32(id)))
 			}
-			sub.AddAll(keys, nil)
 		}
+		sub := tile.NewDict(dict.String)
+		sub.AddAll(keys, nil)
 		for r, id := range ids {
 			partIDs[r] = -1
 			if id >= 0 {
