@@ -535,6 +535,22 @@ func plainValues(p parquet.Page, kind encoding.Kind) (v encoding.Values, ok bool
 	return v, v.Kind() == kind
 }
 
+// dictionaryValues returns the dictionary indexes of p and its
+// dictionary's values when p is dictionary-encoded, dense (no nulls, no
+// repetition) and its dictionary holds values of the kind given; else ok
+// false.
+func dictionaryValues(p parquet.Page, kind encoding.Kind) (idx []int32, dict encoding.Values, ok bool) {
+	d := p.Dictionary()
+	if d == nil || p.NumNulls() != 0 || p.RepetitionLevels() != nil {
+		return nil, dict, false
+	}
+	v := p.Data()
+	if dict = d.Page().Data(); dict.Kind() != kind || v.Kind() != encoding.Int32 {
+		return nil, dict, false
+	}
+	return v.Int32(), dict, true
+}
+
 // eachValue calls fn for each value of page p, failing on nulls.
 func eachValue(p parquet.Page, fn func(i int, v parquet.Value) error) (int, error) {
 	var buf [256]parquet.Value
@@ -591,6 +607,22 @@ func readFixed[T any](cc parquet.ColumnChunk, dst []T, kind parquet.Kind, enc en
 				return 0, errTooMany(len(dst))
 			}
 			return copy(dst[at:], vals), nil
+		}
+		if idx, d, ok := dictionaryValues(p, enc); ok {
+			// Dictionary indexes (the bucket starts of heavy keys' row
+			// groups, see pageWriter.startDictionary).
+			vals := plain(&d)
+			if len(idx) > len(dst)-at {
+				return 0, errTooMany(len(dst))
+			}
+			out := dst[at : at+len(idx)]
+			for i, k := range idx {
+				if uint(k) >= uint(len(vals)) {
+					return i, fmt.Errorf("value %d: dictionary index %d out of range [0, %d)", at+i, k, len(vals))
+				}
+				out[i] = vals[k]
+			}
+			return len(idx), nil
 		}
 		return eachValue(p, func(i int, v parquet.Value) error {
 			if at+i >= len(dst) {

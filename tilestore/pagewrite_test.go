@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/tessera-fe/tessera/internal/cputime"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tessera-fe/tessera/aggregate"
 )
@@ -28,58 +31,159 @@ func TestWriteTilesMatchesWriter(t *testing.T) {
 	streamChunk = 256
 	for _, needs := range encodeNeeds {
 		for _, stringKeys := range []bool{false, true} {
-			set := setOf(needs, stringKeys, manyGroupRows(needs, stringKeys, 45, 70, 1)) // 3150 tiles
-			if set.Sum != nil {
-				set.Sum[3], set.Sum[4] = math.Inf(1), math.Inf(-1)
-			}
-			for _, sp := range [][2]int{{0, set.Len()}, {0, 1}, {17, 17 + 2*RowGroupRows + 5}} {
-				name := fmt.Sprintf("needs %s, string keys %v, tiles [%d, %d)", needs, stringKeys, sp[0], sp[1])
-				var chunks [][]byte
-				got, o, err := encodeObjectTo("x.parquet", set, sp[0], sp[1], hour, &sink{emit: func(c []byte) { chunks = append(chunks, bytes.Clone(c)) }})
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
+			for _, rows := range [][]row{manyGroupRows(needs, stringKeys, 45, 70, 1), mixedRows(needs, stringKeys)} {
+				set := setOf(needs, stringKeys, rows)
+				if set.Sum != nil {
+					set.Sum[3], set.Sum[4] = math.Inf(1), math.Inf(-1)
 				}
-				if !bytes.Equal(bytes.Join(chunks, nil), got) {
-					t.Fatalf("%s: %d chunks of %d bytes in all do not make up the object of %d bytes", name, len(chunks), len(bytes.Join(chunks, nil)), len(got))
-				}
-				for i, c := range chunks[:len(chunks)-1] {
-					if len(c) < streamChunk {
-						t.Fatalf("%s: chunk %d of %d holds %d bytes, under %d", name, i, len(chunks), len(c), streamChunk)
+				for _, sp := range [][2]int{{0, set.Len()}, {0, 1}, {17, 17 + 2*RowGroupRows + 5}} {
+					name := fmt.Sprintf("needs %s, string keys %v, %d tiles [%d, %d)", needs, stringKeys, len(rows), sp[0], sp[1])
+					var chunks [][]byte
+					got, o, err := encodeObjectTo("x.parquet", set, sp[0], sp[1], hour, &sink{emit: func(c []byte) { chunks = append(chunks, bytes.Clone(c)) }})
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if !bytes.Equal(bytes.Join(chunks, nil), got) {
+						t.Fatalf("%s: %d chunks of %d bytes in all do not make up the object of %d bytes", name, len(chunks), len(bytes.Join(chunks, nil)), len(got))
+					}
+					for i, c := range chunks[:len(chunks)-1] {
+						if len(c) < streamChunk {
+							t.Fatalf("%s: chunk %d of %d holds %d bytes, under %d", name, i, len(chunks), len(c), streamChunk)
+						}
+					}
+					if sp[1]-sp[0] > 2*RowGroupRows && len(chunks) < 2 {
+						t.Fatalf("%s: the object came in %d chunk", name, len(chunks))
+					}
+					want, wo, err := encodeObjectAs("x.parquet", set, sp[0], sp[1], hour, defaultFormat)
+					if err != nil {
+						t.Fatalf("%s: parquet-go: %v", name, err)
+					}
+					sameFile(t, name, got, want)
+					if o.Rows != wo.Rows || o.MinKey != wo.MinKey || o.MaxKey != wo.MaxKey || o.From != wo.From || o.To != wo.To ||
+						o.Keys != wo.Keys || len(o.RowGroups) != len(wo.RowGroups) || o.Bytes != int64(len(got)) {
+						t.Fatalf("%s: described as %+v, parquet-go's as %+v", name, o, wo)
+					}
+					for i, g := range o.RowGroups {
+						w := wo.RowGroups[i]
+						if g.Rows != w.Rows || g.MinKey != w.MinKey || g.MaxKey != w.MaxKey || g.From != w.From || g.To != w.To ||
+							g.SHA256 != sha256Hex(got[g.Offset:g.Offset+g.Length]) {
+							t.Fatalf("%s: row group %d described as %+v, parquet-go's as %+v", name, i, g, w)
+						}
+					}
+					if o.Footer <= 0 || o.FooterSHA256 != sha256Hex(got[o.Footer:]) {
+						t.Fatalf("%s: footer at %d", name, o.Footer)
+					}
+					// A flipped byte in a page fails its CRC.
+					bad := bytes.Clone(got)
+					bad[o.RowGroups[0].Offset+o.RowGroups[0].Length-1] ^= 0x40
+					f, err := parquet.OpenFile(bytes.NewReader(bad), int64(len(bad)))
+					if err == nil {
+						_, err = readAllErr(f)
+					}
+					if err == nil {
+						t.Fatalf("%s: a damaged page reads back", name)
 					}
 				}
-				if sp[1]-sp[0] > 2*RowGroupRows && len(chunks) < 2 {
-					t.Fatalf("%s: the object came in %d chunk", name, len(chunks))
-				}
-				want, wo, err := encodeObjectAs("x.parquet", set, sp[0], sp[1], hour, defaultFormat)
-				if err != nil {
-					t.Fatalf("%s: parquet-go: %v", name, err)
-				}
-				sameFile(t, name, got, want)
-				if o.Rows != wo.Rows || o.MinKey != wo.MinKey || o.MaxKey != wo.MaxKey || o.From != wo.From || o.To != wo.To ||
-					o.Keys != wo.Keys || len(o.RowGroups) != len(wo.RowGroups) || o.Bytes != int64(len(got)) {
-					t.Fatalf("%s: described as %+v, parquet-go's as %+v", name, o, wo)
-				}
-				for i, g := range o.RowGroups {
-					w := wo.RowGroups[i]
-					if g.Rows != w.Rows || g.MinKey != w.MinKey || g.MaxKey != w.MaxKey || g.From != w.From || g.To != w.To ||
-						g.SHA256 != sha256Hex(got[g.Offset:g.Offset+g.Length]) {
-						t.Fatalf("%s: row group %d described as %+v, parquet-go's as %+v", name, i, g, w)
-					}
-				}
-				if o.Footer <= 0 || o.FooterSHA256 != sha256Hex(got[o.Footer:]) {
-					t.Fatalf("%s: footer at %d", name, o.Footer)
-				}
-				// A flipped byte in a page fails its CRC.
-				bad := bytes.Clone(got)
-				bad[o.RowGroups[0].Offset+o.RowGroups[0].Length-1] ^= 0x40
-				f, err := parquet.OpenFile(bytes.NewReader(bad), int64(len(bad)))
-				if err == nil {
-					_, err = readAllErr(f)
-				}
-				if err == nil {
-					t.Fatalf("%s: a damaged page reads back", name)
-				}
 			}
+		}
+	}
+}
+
+// mixedRows makes tiles in row groups of both kinds for bucket starts
+// (see pageWriter.startDictionary): 200 keys over the same 40 hours, whose
+// groups take a dictionary; then 3 keys over 1500 hours each, and 30 keys
+// over 100 hours (a dictionary of 100 starts for 1024 rows: just over half
+// a byte a row), whose groups do not.
+func mixedRows(needs aggregate.Needs, stringKeys bool) []row {
+	rows := manyGroupRows(needs, stringKeys, 200, 40, 1)
+	for i, batch := range [][]row{manyGroupRows(needs, stringKeys, 3, 1500, 2), manyGroupRows(needs, stringKeys, 30, 100, 3)} {
+		shift := int64(200 + 3*i) // keys after those before
+		for _, r := range batch {
+			if stringKeys {
+				k, _ := strconv.ParseInt(r.StrKey[1:], 10, 64)
+				r.StrKey = fmt.Sprintf("k%05d", k+shift)
+			} else {
+				r.IntKey += 7 * shift
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// TestWriteTilesStartDictionary: bucket starts are dictionary indexes in
+// exactly the row groups where the dictionary takes at most half a byte a
+// row and the starts span no more buckets than rows, and the object is
+// smaller for it; every reader reads the tiles back,
+// through the fast path and parquet-go's; a damaged dictionary page fails
+// its CRC.
+func TestWriteTilesStartDictionary(t *testing.T) {
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	for _, stringKeys := range []bool{false, true} {
+		rows := mixedRows(needs, stringKeys)
+		set := setOf(needs, stringKeys, rows)
+		data, o, err := encodeObject("d.parquet", set, 0, set.Len(), hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := lookupColumns(f.Schema()).start
+		dicts := 0
+		for g, rg := range f.Metadata().RowGroups {
+			md := rg.Columns[col].MetaData
+			a := int(o.RowGroups[g].Offset) // rows of group g: those before it
+			first := 0
+			for _, p := range o.RowGroups[:g] {
+				first += int(p.Rows)
+			}
+			distinct := map[int64]bool{}
+			starts := set.Start[first : first+int(rg.NumRows)]
+			for _, s := range starts {
+				distinct[s] = true
+			}
+			span := (slices.Max(starts)-slices.Min(starts))/hour + 1
+			want := len(distinct)*16 <= int(rg.NumRows) && span <= rg.NumRows
+			if got := md.DictionaryPageOffset > 0; got != want || (got && !slices.Contains(md.Encoding, format.RLEDictionary)) {
+				t.Fatalf("string keys %v: row group %d (%d rows, %d distinct starts) at %d: dictionary %v, want %v (encodings %v)",
+					stringKeys, g, rg.NumRows, len(distinct), a, got, want, md.Encoding)
+			}
+			if want {
+				dicts++
+			}
+		}
+		if dicts == 0 || dicts == len(o.RowGroups) {
+			t.Fatalf("string keys %v: %d of %d row groups take a dictionary; the test needs both kinds", stringKeys, dicts, len(o.RowGroups))
+		}
+		deltas, _, err := encodeObjectAs("d.parquet", set, 0, set.Len(), hour, defaultFormat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) >= len(deltas) {
+			t.Fatalf("string keys %v: %d bytes with dictionaries, %d without", stringKeys, len(data), len(deltas))
+		}
+		sameFile(t, "dictionary starts", data, deltas)
+		m := &Manifest{TileSet: "d", Needs: needs, StringKeys: stringKeys, Grid: hourGrid}
+		out := newSet(needs, stringKeys)
+		if err := decodeObject(m, o, data, everything, nil, out); err != nil {
+			t.Fatal(err)
+		}
+		equalRows(t, "decoded", out, rows)
+
+		// A flipped bit in the first dictionary page.
+		var dictAt int64
+		for _, rg := range f.Metadata().RowGroups {
+			if off := rg.Columns[col].MetaData.DictionaryPageOffset; off > 0 {
+				dictAt = off
+				break
+			}
+		}
+		bad := bytes.Clone(data)
+		bad[dictAt+30] ^= 0x10 // past the page header, in the compressed values
+		if err := decodeObject(m, o, bad, everything, nil, newSet(needs, stringKeys)); err == nil {
+			t.Fatalf("string keys %v: a damaged dictionary page decodes", stringKeys)
 		}
 	}
 }
