@@ -6,11 +6,13 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/tessera-fe/tessera/internal/budget"
 	"github.com/tessera-fe/tessera/internal/spill"
 	"github.com/tessera-fe/tessera/tile"
+	"github.com/tessera-fe/tessera/tilestore"
 )
 
 // EventStreamer is an Events that can also hand over a spec's events a batch
@@ -98,7 +100,11 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 		}
 		return e.runPart(ctx, w, dict, ids, load, opt, st)
 	}
-	partOf := splitKeys(dict, ids, parts)
+	var m *tilestore.Manifest
+	if opt.Materialized {
+		m = w.m
+	}
+	partOf := splitKeys(dict, ids, parts, m, w.lo, w.hi)
 	var sp *spill.Partitions
 	if streamer != nil && w.needsEvents(opt) {
 		if sp, err = spillEvents(ctx, streamer, w.g.spec, dict, partOf, parts, e.SpillDir, filter); err != nil {
@@ -186,14 +192,17 @@ func rawFilter(w *groupWork, dict *tile.Dict, ids []int32, opt Options) func(*ti
 }
 
 // splitKeys assigns each key of dict to one of parts contiguous key ranges
-// (in key order) of about equal spine rows.
-func splitKeys(dict *tile.Dict, ids []int32, parts int) []uint16 {
-	rows := make([]int64, dict.Len())
-	var total int64
+// (in key order) of about equal weight: the memory a partition works in for
+// its spine rows and, with m (a materialized query), for its keys' tiles of
+// [lo, hi) (see addTileWeights). Spine rows alone weigh partitions badly:
+// the keys with most spine rows are few (heavy hitters), those with most
+// tiles many, and a 100M-event query's last of five partitions held 64% of
+// the tiles, and most of the memory.
+func splitKeys(dict *tile.Dict, ids []int32, parts int, m *tilestore.Manifest, lo, hi int64) []uint16 {
+	weight := make([]float64, dict.Len())
 	for _, id := range ids {
 		if id >= 0 {
-			rows[id]++
-			total++
+			weight[id] += bytesPerSpineRow
 		}
 	}
 	rank := dict.Ranks()
@@ -201,17 +210,99 @@ func splitKeys(dict *tile.Dict, ids []int32, parts int) []uint16 {
 	for id, r := range rank {
 		byRank[r] = int32(id)
 	}
+	if m != nil {
+		addTileWeights(weight, byRank, dict, m, tilestore.Range{From: lo, To: hi})
+	}
+	total := 0.0
+	for _, w := range weight {
+		total += w
+	}
 	partOf := make([]uint16, dict.Len())
-	var acc int64
+	acc := 0.0
 	p := 0
 	for _, id := range byRank {
-		for p < parts-1 && acc >= total*int64(p+1)/int64(parts) {
+		for p < parts-1 && acc >= total*float64(p+1)/float64(parts) {
 			p++
 		}
 		partOf[id] = uint16(p)
-		acc += rows[id]
+		acc += weight[id]
 	}
 	return partOf
+}
+
+// bytesPerSpineRow is a key partition's working memory per spine row of
+// its own (its place in the index and its record of outputs), to weigh
+// rows against tiles (bytesPerTile).
+const bytesPerSpineRow = 80
+
+// addTileWeights adds to weight[id] the memory of the tiles of r that m
+// holds for key id of dict, whose ids in key order are byRank: each row
+// group (each object without row groups) overlapping r spreads its tiles
+// evenly over dict's keys within its key range. A key partition loads the
+// row groups its keys may be in, so this is what it holds.
+func addTileWeights(weight []float64, byRank []int32, dict *tile.Dict, m *tilestore.Manifest, r tilestore.Range) {
+	n := len(byRank)
+	// index returns the range [i, j) of ranks of the keys in [minKey, maxKey].
+	var index func(minKey, maxKey string) (int, int)
+	if dict.String {
+		keys := make([]string, n)
+		for i, id := range byRank {
+			keys[i] = dict.StrKey(id)
+		}
+		index = func(minKey, maxKey string) (int, int) {
+			i, _ := slices.BinarySearch(keys, minKey)
+			j, found := slices.BinarySearch(keys, maxKey)
+			if found {
+				j++
+			}
+			return i, j
+		}
+	} else {
+		keys := make([]int64, n)
+		for i, id := range byRank {
+			keys[i] = dict.IntKey(id)
+		}
+		index = func(minKey, maxKey string) (int, int) {
+			a, err1 := strconv.ParseInt(minKey, 10, 64)
+			b, err2 := strconv.ParseInt(maxKey, 10, 64)
+			if err1 != nil || err2 != nil {
+				return 0, 0
+			}
+			i, _ := slices.BinarySearch(keys, a)
+			j, found := slices.BinarySearch(keys, b)
+			if found {
+				j++
+			}
+			return i, j
+		}
+	}
+	diff := make([]float64, n+1) // tiles per key, as differences in rank order
+	spread := func(minKey, maxKey string, rows int64) {
+		if i, j := index(minKey, maxKey); j > i {
+			share := float64(rows) * bytesPerTile / float64(j-i)
+			diff[i] += share
+			diff[j] -= share
+		}
+	}
+	for _, o := range m.Objects {
+		if o.Rows == 0 || !o.Range().Overlaps(r) {
+			continue
+		}
+		if len(o.RowGroups) == 0 {
+			spread(o.MinKey, o.MaxKey, o.Rows)
+			continue
+		}
+		for _, g := range o.RowGroups {
+			if g.Range().Overlaps(r) {
+				spread(g.MinKey, g.MaxKey, g.Rows)
+			}
+		}
+	}
+	acc := 0.0
+	for i, id := range byRank {
+		acc += diff[i]
+		weight[id] += max(acc, 0)
+	}
 }
 
 // spillEvents reads spec's events of dict's keys once and writes each to
