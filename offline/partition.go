@@ -65,11 +65,12 @@ func (e *Engine) partitions(ctx context.Context, w *groupWork, opt Options, nkey
 
 // runKeys computes the group's outputs for the spine rows of ids, whose keys
 // are dict: all at once when they fit in memory, else in key partitions run
-// one after the other. Partitions are contiguous key ranges holding about
-// equal numbers of spine rows, so that each loads a narrow range of every
-// tile object (objects are sorted by key) and sweeps a similar share. Raw
-// events, when the mode reads them, are read once and spilled to disk by
-// partition (when Events is an EventStreamer; else read once per partition).
+// one after the other. Partitions are contiguous key ranges of about equal
+// weight, spine rows and tiles (see splitKeys), so that each loads a narrow
+// range of every tile object (objects are sorted by key) and holds and
+// sweeps a similar share. Raw events, when the mode reads them, are read
+// once and spilled to disk by partition (when Events is an EventStreamer;
+// else read once per partition).
 func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids []int32, opt Options, st *Stats) error {
 	streamer, _ := e.Events.(EventStreamer)
 	var filter func(*tile.Events) *tile.Events
@@ -100,8 +101,11 @@ func (e *Engine) runKeys(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 		}
 		return e.runPart(ctx, w, dict, ids, load, opt, st)
 	}
+	// Tiles weigh keys where they are what a partition holds; where the
+	// mode reads raw events too (align, fallback), those, unknown until
+	// read, follow the spine's rows.
 	var m *tilestore.Manifest
-	if opt.Materialized {
+	if opt.Materialized && !w.needsEvents(opt) {
 		m = w.m
 	}
 	partOf := splitKeys(dict, ids, parts, m, w.lo, w.hi)
