@@ -89,6 +89,44 @@ func (m *memTiles) Load(_ context.Context, man *tilestore.Manifest, r tilestore.
 	return out, nil
 }
 
+// lentTiles is memTiles that lends its loads (as tilestore.Store's
+// LoadScratch): releasing a set overwrites it with values no load holds,
+// so that a query reading its tiles after freeing them goes wrong; it
+// counts loads and releases.
+type lentTiles struct {
+	*memTiles
+	lent, released int
+}
+
+func (l *lentTiles) LoadScratch(ctx context.Context, man *tilestore.Manifest, r tilestore.Range, keep *tilestore.KeyFilter) (*tile.Set, func(), error) {
+	set, err := l.Load(ctx, man, r, keep)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.lent++
+	done := false
+	return set, func() {
+		if done {
+			panic("a lent tile set released twice")
+		}
+		done = true
+		l.released++
+		for i := range set.Len() {
+			set.Start[i], set.Count[i] = -1<<62, -7
+			for _, c := range [][]int64{set.Keys.Int, set.N} {
+				if c != nil {
+					c[i] = -7
+				}
+			}
+			for _, c := range [][]float64{set.Sum, set.M2, set.Min, set.Max} {
+				if c != nil {
+					c[i] = math.NaN()
+				}
+			}
+		}
+	}, nil
+}
+
 // oracle computes one value literally from DESIGN.md: pick the events of
 // the row's key in the mode's interval, then aggregate them directly.
 func oracle(events []rawEvent, f *feature.Feature, w feature.Window, grid tile.Grid, opt Options, str bool, ikey int64, skey string, t int64) (float64, bool) {

@@ -337,10 +337,11 @@ func timeBounds(times []int64, g tile.Grid) (tmin, tmax int64, off int) {
 
 // prefetch is a tile load running on its own goroutine.
 type prefetch struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	set    *tile.Set
-	err    error
+	cancel  context.CancelFunc
+	done    chan struct{}
+	set     *tile.Set
+	release func() // frees set's memory (see loadTiles); nil once handed over
+	err     error
 }
 
 // prefetches reports whether the group's tiles can load before the spine's
@@ -364,21 +365,32 @@ func (e *Engine) startLoad(ctx context.Context, w *groupWork) *prefetch {
 	f := &prefetch{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		f.set, f.err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, &tilestore.KeyFilter{})
+		f.set, f.release, f.err = e.loadTiles(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, &tilestore.KeyFilter{}, true)
 	}()
 	return f
 }
 
-// wait returns the loaded tiles.
-func (f *prefetch) wait() (*tile.Set, error) {
+// wait returns the loaded tiles and what frees them, which the caller
+// calls once done with them.
+func (f *prefetch) wait() (*tile.Set, func(), error) {
 	<-f.done
-	return f.set, f.err
+	release := f.release
+	f.release = nil
+	if release == nil {
+		release = func() {}
+	}
+	return f.set, release, f.err
 }
 
-// stop cancels the load if it still runs and waits for it to end.
+// stop cancels the load if it still runs, waits for it to end and frees
+// its tiles unless wait handed them over.
 func (f *prefetch) stop() {
 	f.cancel()
 	<-f.done
+	if f.release != nil {
+		f.release()
+		f.release = nil
+	}
 }
 
 // keyRanks returns the rank of each key of d in key order, the order of a
@@ -447,6 +459,7 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 			keep = keyFilter(dict)
 		}
 		var err error
+		var release func()
 		f := w.prefetch
 		w.prefetch = nil
 		if f != nil && keep.Int == nil && keep.Str == nil {
@@ -454,16 +467,20 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 			// key in key order, the order of the set's runs.
 			ranked = newRankedIndex(sp.Times, ids, keyRanks(dict), dict.Len())
 			p.slots = newOutSlots(ranked.order, len(sp.Times), len(p.outs))
-			set, err = f.wait()
+			set, release, err = f.wait()
 		} else {
 			if f != nil {
 				f.stop() // a filtered load reads less
 			}
-			set, err = e.Tiles.Load(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keep)
+			// A key partition's tiles stay on the Go heap: partitions of
+			// different sizes would each map memory of their own.
+			set, release, err = e.loadTiles(ctx, w.m, tilestore.Range{From: w.lo, To: w.hi}, keep, !slices.Contains(ids, -1))
 		}
 		if err != nil {
 			return fmt.Errorf("load tiles of %s: %w", ts.ID, err)
 		}
+		// The sweep, below, is the set's last reader.
+		defer release()
 		st.TilesRead += int64(set.Len())
 	}
 	for _, gap := range w.gaps {
@@ -489,6 +506,25 @@ func (e *Engine) runPart(ctx context.Context, w *groupWork, dict *tile.Dict, ids
 	}
 	p.run(si)
 	return nil
+}
+
+// scratchLoader is a Tiles that can lend the columns of a load for as long
+// as its reader needs them (tilestore.Store.LoadScratch).
+type scratchLoader interface {
+	LoadScratch(ctx context.Context, m *tilestore.Manifest, r tilestore.Range, keep *tilestore.KeyFilter) (*tile.Set, func(), error)
+}
+
+// loadTiles loads tiles as e.Tiles.Load does and returns what frees them,
+// to call once nothing reads them. With scratch, where the store can lend
+// memory, their columns lie in memory that the last query's freed moments
+// ago (see tilestore.Store.LoadScratch): the same query again, over tiles
+// of about the same size, writes no fresh memory.
+func (e *Engine) loadTiles(ctx context.Context, m *tilestore.Manifest, r tilestore.Range, keep *tilestore.KeyFilter, scratch bool) (set *tile.Set, release func(), err error) {
+	if l, ok := e.Tiles.(scratchLoader); ok && scratch {
+		return l.LoadScratch(ctx, m, r, keep)
+	}
+	set, err = e.Tiles.Load(ctx, m, r, keep)
+	return set, func() {}, err
 }
 
 // eventKeyKind reports whether the events of spec have string keys, loading

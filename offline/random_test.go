@@ -160,8 +160,14 @@ func TestRandomAgainstOracle(t *testing.T) {
 				tiles = nil
 			}
 			eng := &Engine{Config: cfg, Events: mem}
+			var lent *lentTiles
 			if tiles != nil {
 				eng.Tiles = tiles
+				if seed%2 == 0 {
+					// Loads lent and poisoned once released.
+					lent = &lentTiles{memTiles: tiles}
+					eng.Tiles = lent
+				}
 			}
 			for _, opt := range allModes {
 				if !opt.Materialized && ci > 0 {
@@ -170,6 +176,9 @@ func TestRandomAgainstOracle(t *testing.T) {
 				res, err := eng.Query(context.Background(), sp, refs, opt)
 				if err != nil {
 					t.Fatalf("seed %d %s: %v", seed, opt.Mode(), err)
+				}
+				if lent != nil && lent.released != lent.lent {
+					t.Fatalf("seed %d %s: %d tile loads lent, %d released", seed, opt.Mode(), lent.lent, lent.released)
 				}
 				if seed%3 == 0 {
 					samePartitioned(t, eng, sp, refs, opt, res, 2+seed%4, fmt.Sprintf("seed %d cover %d %s", seed, ci, opt.Mode()))

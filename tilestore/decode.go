@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding"
@@ -118,6 +119,9 @@ type decodeOptions struct {
 	sorted keyPruner
 	// workers bounds the row groups decoded at once; 0 means GOMAXPROCS.
 	workers int
+	// scratch, when set, takes the numeric columns of a set that starts
+	// empty from scratch memory (see Store.LoadScratch).
+	scratch *scratchColumns
 }
 
 // decodeObjects appends to out the tiles of the opened objects, in their
@@ -138,7 +142,7 @@ func decodeObjects(obs []*openObject, opt decodeOptions, out *tile.Set) ([]int, 
 		}
 	}
 	var fresh hugepage.Requests
-	growSet(out, off, &fresh)
+	growSet(out, off, &fresh, opt.scratch)
 	defer fresh.Written()
 	workers := opt.workers
 	if workers <= 0 {
@@ -358,21 +362,52 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 }
 
 // growSet extends every present column of s to n rows; fresh gathers the
-// huge page requests of new columns (see growTo).
-func growSet(s *tile.Set, n int, fresh *hugepage.Requests) {
+// huge page requests of new columns (see growTo). With sc, the new numeric
+// columns are scratch memory that sc frees.
+func growSet(s *tile.Set, n int, fresh *hugepage.Requests, sc *scratchColumns) {
 	if s.Keys.String {
 		s.Keys.Str = growTo(s.Keys.Str, n, fresh)
 	} else {
-		s.Keys.Int = growTo(s.Keys.Int, n, fresh)
+		s.Keys.Int = growNum(s.Keys.Int, n, fresh, sc)
 	}
-	s.Start = growTo(s.Start, n, fresh)
-	s.Count = growTo(s.Count, n, fresh)
-	s.N = growTo(s.N, n, fresh)
-	s.Sum = growTo(s.Sum, n, fresh)
-	s.M2 = growTo(s.M2, n, fresh)
-	s.Min = growTo(s.Min, n, fresh)
-	s.Max = growTo(s.Max, n, fresh)
+	s.Start = growNum(s.Start, n, fresh, sc)
+	s.Count = growNum(s.Count, n, fresh, sc)
+	s.N = growNum(s.N, n, fresh, sc)
+	s.Sum = growNum(s.Sum, n, fresh, sc)
+	s.M2 = growNum(s.M2, n, fresh, sc)
+	s.Min = growNum(s.Min, n, fresh, sc)
+	s.Max = growNum(s.Max, n, fresh, sc)
 }
+
+// scratchColumns frees the columns of scratch memory of a set.
+type scratchColumns struct{ frees []func() }
+
+// release frees the columns; nothing may read them afterwards.
+func (sc *scratchColumns) release() {
+	for _, f := range sc.frees {
+		f()
+	}
+	sc.frees = nil
+}
+
+// growNum is growTo for a numeric column: with sc, an empty column becomes
+// scratch memory, whose contents are undefined (a decode writes every row
+// before anything reads it).
+func growNum[T hugepage.Elem](col []T, n int, fresh *hugepage.Requests, sc *scratchColumns) []T {
+	if sc != nil && col != nil && len(col) == 0 && n > 0 {
+		x, free := hugepage.Scratch[T](n)
+		sc.frees = append(sc.frees, free)
+		if fillScratch != nil {
+			fillScratch(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(x))), len(x)*int(unsafe.Sizeof(x[0]))))
+		}
+		return x
+	}
+	return growTo(col, n, fresh)
+}
+
+// fillScratch, when set, fills every new scratch column: tests set it to
+// fill them with bytes no decode writes, as reused scratch memory may hold.
+var fillScratch func([]byte)
 
 // growTo returns col extended to length n; a nil col (an absent column)
 // stays nil.

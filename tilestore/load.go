@@ -41,6 +41,28 @@ var ErrChecksum = errors.New("tile object does not match its checksum")
 // GOMAXPROCS goroutines, each straight into its own part of the result, whose
 // columns are allocated once from the row counts.
 func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter) (*tile.Set, error) {
+	return s.load(ctx, m, r, keep, nil)
+}
+
+// LoadScratch is Load for a caller that reads the tiles for a while and
+// then drops them, such as a query, which sweeps them once: the numeric
+// columns of the set may lie outside the Go heap, in memory that an earlier
+// set freed moments ago (see hugepage.Scratch), which spares the clearing
+// and page faults of fresh memory for every load (a warm materialized
+// query of 1M or 20M events spent a seventh of its time on them). The set
+// is valid until release is called, once; nothing may read it afterwards.
+// On error there is nothing to release.
+func (s *Store) LoadScratch(ctx context.Context, m *Manifest, r Range, keep *KeyFilter) (set *tile.Set, release func(), err error) {
+	sc := &scratchColumns{}
+	set, err = s.load(ctx, m, r, keep, sc)
+	if err != nil {
+		sc.release()
+		return nil, nil, err
+	}
+	return set, sc.release, nil
+}
+
+func (s *Store) load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter, sc *scratchColumns) (*tile.Set, error) {
 	if m == nil {
 		return nil, fmt.Errorf("load tiles: no manifest (the tile set has never been committed)")
 	}
@@ -82,7 +104,7 @@ func (s *Store) Load(ctx context.Context, m *Manifest, r Range, keep *KeyFilter)
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
-	kept, err := decodeObjects(obs, decodeOptions{ctx: ctx, r: r, keep: keep, sorted: prune}, out)
+	kept, err := decodeObjects(obs, decodeOptions{ctx: ctx, r: r, keep: keep, sorted: prune, scratch: sc}, out)
 	if err != nil {
 		return nil, err
 	}
