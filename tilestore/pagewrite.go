@@ -277,10 +277,11 @@ func (w *pageWriter) startDictionary(vals []int64) bool {
 	// table of them is built): a wider range seldom holds few enough
 	// distinct starts.
 	width := uint64(w.width)
-	span := (uint64(hi)-uint64(lo))/width + 1
-	if span > uint64(n) {
+	last := (uint64(hi) - uint64(lo)) / width // the last bucket's number
+	if last >= uint64(n) {
 		return false
 	}
+	span := last + 1
 	w.ids = slices.Grow(w.ids[:0], n)[:n]
 	w.rank = slices.Grow(w.rank[:0], int(span))[:span]
 	clear(w.rank)
