@@ -132,3 +132,62 @@ func TestSplitKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestAddTileWeights: each row group overlapping the range spreads its
+// tiles over its keys, inclusive of its last, of which the spine's get
+// their share: all of them when the manifest does not say how many keys
+// the object holds, else their part of the object's keys; an object
+// without row groups counts as one; groups and objects outside the range,
+// and int key ranges that are not integers, count for nothing.
+func TestAddTileWeights(t *testing.T) {
+	for _, str := range []bool{false, true} {
+		text := func(k int) string {
+			if str {
+				return fmt.Sprintf("k%03d", k+100) // ordered as the ints
+			}
+			return strconv.Itoa(k)
+		}
+		d := tile.NewDict(str)
+		spine := []int{30, 10, 40, 20} // ids 0..3
+		for _, k := range spine {
+			if str {
+				d.AddAll(&tile.Keys{String: true, Str: []string{text(k)}}, nil)
+			} else {
+				d.AddAll(&tile.Keys{Int: []int64{int64(k)}}, nil)
+			}
+		}
+		in, out := tilestore.Range{From: 0, To: 100}, tilestore.Range{From: 500, To: 600}
+		group := func(lo, hi int, rows int64, r tilestore.Range) tilestore.RowGroup {
+			return tilestore.RowGroup{MinKey: text(lo), MaxKey: text(hi), Rows: rows, From: r.From, To: r.To}
+		}
+		m := &tilestore.Manifest{Objects: []tilestore.Object{
+			{Rows: 2100, From: 0, To: 600, MinKey: text(5), MaxKey: text(40), RowGroups: []tilestore.RowGroup{
+				group(5, 20, 100, in),                                 // keys 10 and 20: 50 each
+				group(21, 29, 1000, in),                               // no spine key
+				group(30, 40, 1000, out),                              // outside the range
+				{MinKey: "x", MaxKey: "y", Rows: 5, From: 0, To: 100}, // not keys
+			}},
+			{Rows: 300, Keys: 3, From: 0, To: 100, MinKey: text(35), MaxKey: text(45)}, // key 40: 100
+			{Rows: 2000, Keys: 2000, From: 0, To: 100, MinKey: text(-5), MaxKey: text(10), RowGroups: []tilestore.RowGroup{
+				group(-5, 10, 1000, in), // a key per tile: key 10 gets 1
+			}},
+			{Rows: 7000, From: 200, To: 300, MinKey: text(0), MaxKey: text(50)}, // outside the range
+		}}
+		if str {
+			m.Objects[0].RowGroups[3].MinKey, m.Objects[0].RowGroups[3].MaxKey = "zz", "zz" // past every key
+		}
+		rank := d.Ranks()
+		byRank := make([]int32, len(rank))
+		for id, r := range rank {
+			byRank[r] = int32(id)
+		}
+		weight := make([]float64, d.Len())
+		addTileWeights(weight, byRank, d, m, tilestore.Range{From: 0, To: 100})
+		want := map[int]float64{10: 51, 20: 50, 30: 0, 40: 100}
+		for id, k := range spine {
+			if got := weight[id] / bytesPerTile; math.Abs(got-want[k]) > 1e-9 {
+				t.Fatalf("string keys %v: key %d weighs %v tiles, want %v (weights %v)", str, k, got, want[k], weight)
+			}
+		}
+	}
+}
