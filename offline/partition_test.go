@@ -134,11 +134,10 @@ func TestSplitKeys(t *testing.T) {
 }
 
 // TestAddTileWeights: each row group overlapping the range spreads its
-// tiles over its keys, inclusive of its last, of which the spine's get
-// their share: all of them when the manifest does not say how many keys
-// the object holds, else their part of the object's keys; an object
-// without row groups counts as one; groups and objects outside the range,
-// and int key ranges that are not integers, count for nothing.
+// tiles over the spine's keys in its key range, inclusive of its last,
+// however many other keys it holds (a partition decodes it whole); an
+// object without row groups counts as one; groups and objects outside the
+// range, and int key ranges that are not integers, count for nothing.
 func TestAddTileWeights(t *testing.T) {
 	for _, str := range []bool{false, true} {
 		text := func(k int) string {
@@ -167,9 +166,9 @@ func TestAddTileWeights(t *testing.T) {
 				group(30, 40, 1000, out),                              // outside the range
 				{MinKey: "x", MaxKey: "y", Rows: 5, From: 0, To: 100}, // not keys
 			}},
-			{Rows: 300, Keys: 3, From: 0, To: 100, MinKey: text(35), MaxKey: text(45)}, // key 40: 100
+			{Rows: 100, Keys: 3, From: 0, To: 100, MinKey: text(35), MaxKey: text(45)}, // key 40: 100
 			{Rows: 2000, Keys: 2000, From: 0, To: 100, MinKey: text(-5), MaxKey: text(10), RowGroups: []tilestore.RowGroup{
-				group(-5, 10, 1000, in), // a key per tile: key 10 gets 1
+				group(-5, 10, 1000, in), // a key per tile, key 10 alone in the spine: it gets all
 			}},
 			{Rows: 7000, From: 200, To: 300, MinKey: text(0), MaxKey: text(50)}, // outside the range
 		}}
@@ -183,7 +182,7 @@ func TestAddTileWeights(t *testing.T) {
 		}
 		weight := make([]float64, d.Len())
 		addTileWeights(weight, byRank, d, m, tilestore.Range{From: 0, To: 100})
-		want := map[int]float64{10: 51, 20: 50, 30: 0, 40: 100}
+		want := map[int]float64{10: 1050, 20: 50, 30: 0, 40: 100}
 		for id, k := range spine {
 			if got := weight[id] / bytesPerTile; math.Abs(got-want[k]) > 1e-9 {
 				t.Fatalf("string keys %v: key %d weighs %v tiles, want %v (weights %v)", str, k, got, want[k], weight)
