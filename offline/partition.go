@@ -197,8 +197,8 @@ func rawFilter(w *groupWork, dict *tile.Dict, ids []int32, opt Options) func(*ti
 
 // splitKeys assigns each key of dict to one of parts contiguous key ranges
 // (in key order) of about equal weight: the memory a partition works in for
-// its spine rows and, with m (a materialized query), for its keys' tiles of
-// [lo, hi) (see addTileWeights). Spine rows alone weigh partitions badly:
+// its spine rows and, with m (a materialized query that reads no raw
+// event), for its keys' tiles of [lo, hi) (see addTileWeights). Spine rows alone weigh partitions badly:
 // the keys with most spine rows are few (heavy hitters), those with most
 // tiles many, and a 100M-event query's last of five partitions held 64% of
 // the tiles, and most of the memory.
