@@ -201,18 +201,8 @@ func (w *pageWriter) column(ts *tile.Set, leaf leafColumn, a, b int) (format.Col
 	if err != nil {
 		return format.ColumnChunk{}, err
 	}
-	rows := int32(b - a)
-	ph := format.PageHeader{
-		Type:                 format.DataPageV2,
-		UncompressedPageSize: int32(len(w.plain)),
-		CompressedPageSize:   int32(len(body)),
-		CRC:                  int32(crc32.ChecksumIEEE(body)),
-		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
-			NumValues: rows, NumRows: rows, Encoding: enc, IsCompressed: thrift.New(true),
-		}),
-	}
-	offset := int64(len(w.out))
-	head, err := w.page(&ph, body)
+	rows := b - a
+	offset, head, err := w.dataPage(rows, enc, len(w.plain), body, true)
 	if err != nil {
 		return format.ColumnChunk{}, err
 	}
@@ -241,6 +231,24 @@ func (w *pageWriter) page(ph *format.PageHeader, body []byte) (int64, error) {
 	w.out = append(w.out, w.header.Bytes()...)
 	w.out = append(w.out, body...)
 	return int64(w.header.Len()), nil
+}
+
+// dataPage appends a DATA_PAGE_V2 of rows dense values in encoding enc,
+// whose body is size bytes before compression (compressed says whether it
+// is), and returns where it starts and its header's length.
+func (w *pageWriter) dataPage(rows int, enc format.Encoding, size int, body []byte, compressed bool) (offset, head int64, err error) {
+	n := int32(rows)
+	offset = int64(len(w.out))
+	head, err = w.page(&format.PageHeader{
+		Type:                 format.DataPageV2,
+		UncompressedPageSize: int32(size),
+		CompressedPageSize:   int32(len(body)),
+		CRC:                  int32(crc32.ChecksumIEEE(body)),
+		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
+			NumValues: n, NumRows: n, Encoding: enc, IsCompressed: thrift.New(compressed),
+		}),
+	}, body)
+	return offset, head, err
 }
 
 // compress returns b Snappy-compressed, in w's scratch room.
@@ -340,17 +348,7 @@ func (w *pageWriter) dictionaryColumn(leaf leafColumn, rows int) (format.ColumnC
 	if w.plain, err = new(rle.DictionaryEncoding).EncodeInt32(w.plain[:0], w.ids); err != nil {
 		return format.ColumnChunk{}, err
 	}
-	n := int32(rows)
-	dataOffset := int64(len(w.out))
-	dataHead, err := w.page(&format.PageHeader{
-		Type:                 format.DataPageV2,
-		UncompressedPageSize: int32(len(w.plain)),
-		CompressedPageSize:   int32(len(w.plain)),
-		CRC:                  int32(crc32.ChecksumIEEE(w.plain)),
-		DataPageHeaderV2: thrift.New(format.DataPageHeaderV2{
-			NumValues: n, NumRows: n, Encoding: format.RLEDictionary, IsCompressed: thrift.New(false),
-		}),
-	}, w.plain)
+	dataOffset, dataHead, err := w.dataPage(rows, format.RLEDictionary, len(w.plain), w.plain, false)
 	if err != nil {
 		return format.ColumnChunk{}, err
 	}
