@@ -43,6 +43,7 @@ func testAcceptance(t *testing.T, open func(t *testing.T) *Store) {
 	t.Run("LoadReadsOnlyWhatItNeeds", func(t *testing.T) { testPruning(t, open(t)) })
 	t.Run("ManyRowGroups", func(t *testing.T) { testRowGroups(t, open(t)) })
 	t.Run("Verify", func(t *testing.T) { testVerify(t, open(t)) })
+	t.Run("Checksums", func(t *testing.T) { testChecksums(t, open(t)) })
 	t.Run("GC", func(t *testing.T) { testGC(t, open(t)) })
 	t.Run("PrunedVersionReclaimed", func(t *testing.T) { testPrunedSlot(t, open(t)) })
 	t.Run("Faults", func(t *testing.T) { testFaults(t, open(t)) })

@@ -3,8 +3,6 @@ package tilestore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -195,7 +193,8 @@ func newSet(needs aggregate.Needs, stringKeys bool) *tile.Set {
 	return s
 }
 
-// readObject reads object o of manifest m and checks its size and SHA-256.
+// readObject reads object o of manifest m and checks its size and checksum
+// (its CRC-32C, or the SHA-256 of objects that record none).
 func (s *Store) readObject(ctx context.Context, m *Manifest, o Object) ([]byte, error) {
 	key := dataKey(m.TileSet, o.Name)
 	if err := s.inject(ctx, opGet, key); err != nil {
@@ -237,10 +236,9 @@ func (s *Store) readObject(ctx context.Context, m *Manifest, o Object) ([]byte, 
 		return nil, fmt.Errorf("read tile object %s of tile set %s: %w: size is %s bytes, the manifest says %d; the object was truncated or replaced: re-run the backfill of [%d, %d)",
 			o.Name, m.TileSet, ErrChecksum, sizeText(int64(len(data)), o.Bytes), o.Bytes, o.From, o.To)
 	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != o.SHA256 {
-		return nil, fmt.Errorf("read tile object %s of tile set %s: %w: SHA-256 is %s, the manifest says %s; the object is corrupt: re-run the backfill of [%d, %d)",
-			o.Name, m.TileSet, ErrChecksum, got, o.SHA256, o.From, o.To)
+	if bad := o.sum().mismatch(data); bad != "" {
+		return nil, fmt.Errorf("read tile object %s of tile set %s: %w: %s; the object is corrupt: re-run the backfill of [%d, %d)",
+			o.Name, m.TileSet, ErrChecksum, bad, o.From, o.To)
 	}
 	return data, nil
 }
@@ -485,7 +483,7 @@ func (f *sparseFile) bytes() int64 {
 
 // readRowGroups fetches the footer and the selected row groups of o with
 // ranged reads, adjacent row groups in one request, and verifies each
-// against its SHA-256 in the manifest.
+// against its checksum in the manifest.
 func (s *Store) readRowGroups(ctx context.Context, m *Manifest, o Object, groups []bool) (*sparseFile, error) {
 	key := dataKey(m.TileSet, o.Name)
 	fail := func(what string, err error) error {
@@ -499,9 +497,9 @@ func (s *Store) readRowGroups(ctx context.Context, m *Manifest, o Object, groups
 		}
 		return fmt.Errorf("read tile object %s of tile set %s: %s: %w", o.Name, m.TileSet, what, err)
 	}
-	mismatch := func(what, got, want string) error {
-		return fmt.Errorf("read tile object %s of tile set %s: %w: SHA-256 of %s is %s, the manifest says %s; the object is corrupt: re-run the backfill of [%d, %d)",
-			o.Name, m.TileSet, ErrChecksum, what, got, want, o.From, o.To)
+	mismatch := func(what, bad string) error {
+		return fmt.Errorf("read tile object %s of tile set %s: %w: %s: %s; the object is corrupt: re-run the backfill of [%d, %d)",
+			o.Name, m.TileSet, ErrChecksum, what, bad, o.From, o.To)
 	}
 	f := &sparseFile{name: o.Name, parts: []sparsePart{{0, parquetMagic}}}
 	for i := 0; i < len(groups); {
@@ -521,8 +519,8 @@ func (s *Store) readRowGroups(ctx context.Context, m *Manifest, o Object, groups
 		for k := i; k < j; k++ {
 			g := o.RowGroups[k]
 			part := data[g.Offset-first.Offset : g.Offset-first.Offset+g.Length]
-			if got := sha256Hex(part); got != g.SHA256 {
-				return nil, mismatch(fmt.Sprintf("row group %d (bytes [%d, %d))", k, g.Offset, g.Offset+g.Length), got, g.SHA256)
+			if bad := g.sum().mismatch(part); bad != "" {
+				return nil, mismatch(fmt.Sprintf("row group %d (bytes [%d, %d))", k, g.Offset, g.Offset+g.Length), bad)
 			}
 			f.parts = append(f.parts, sparsePart{g.Offset, part})
 		}
@@ -532,8 +530,8 @@ func (s *Store) readRowGroups(ctx context.Context, m *Manifest, o Object, groups
 	if err != nil {
 		return nil, fail("footer", err)
 	}
-	if got := sha256Hex(footer); got != o.FooterSHA256 {
-		return nil, mismatch(fmt.Sprintf("the footer (bytes [%d, %d))", o.Footer, o.Bytes), got, o.FooterSHA256)
+	if bad := o.footerSum().mismatch(footer); bad != "" {
+		return nil, mismatch(fmt.Sprintf("the footer (bytes [%d, %d))", o.Footer, o.Bytes), bad)
 	}
 	f.parts = append(f.parts, sparsePart{o.Footer, footer})
 	return f, nil

@@ -14,8 +14,10 @@ import (
 )
 
 // SchemaVersion is the version of the manifest and tile object formats this
-// package writes. It refuses to read anything newer.
-const SchemaVersion = 1
+// package writes. It refuses to read anything newer. Version 2 records
+// CRC-32C checksums for reads (see checksum.go): of the whole object, its
+// footer and each row group, which no longer record a SHA-256.
+const SchemaVersion = 2
 
 // Range is a half-open range of bucket starts [From, To) in microseconds since
 // the Unix epoch, aligned to the tile set's grid. math.MinInt64 and
@@ -36,7 +38,10 @@ type Object struct {
 	Name   string // file name under tilesets/<id>/data/
 	Rows   int64  // tiles in the object
 	Bytes  int64  // size of the object
-	SHA256 string // hex SHA-256 of the object's bytes
+	SHA256 string // hex SHA-256 of the object's bytes, which names its content
+	// CRC32C is the hex CRC-32C of the object's bytes, which whole reads
+	// check; empty for objects of schema version 1, read by their SHA-256.
+	CRC32C string
 	From   int64  // smallest bucket start in the object
 	To     int64  // largest bucket start plus the bucket width
 	MinKey string // smallest key (int keys as decimal text)
@@ -47,9 +52,11 @@ type Object struct {
 	Schema int // tile object format version
 	// Footer is the offset of the Parquet footer (the file metadata, its
 	// length and the closing magic run to the end of the object) and
-	// FooterSHA256 the hex SHA-256 of those bytes. Zero and empty for
-	// objects written without row group records.
+	// FooterCRC32C the hex CRC-32C of those bytes (FooterSHA256 their
+	// SHA-256 in objects of schema version 1). Zero and empty for objects
+	// written without row group records.
 	Footer       int64
+	FooterCRC32C string
 	FooterSHA256 string
 	// RowGroups describe the object's Parquet row groups in file order, so
 	// that a reader fetches and verifies only the row groups it needs. Nil
@@ -62,7 +69,8 @@ type Object struct {
 type RowGroup struct {
 	Offset int64  // first byte of the row group's column chunks
 	Length int64  // bytes from Offset to the end of its last column chunk
-	SHA256 string // hex SHA-256 of those bytes
+	CRC32C string // hex CRC-32C of those bytes
+	SHA256 string // hex SHA-256 of those bytes, in objects of schema version 1
 	Rows   int64  // tiles in the row group
 	From   int64  // smallest bucket start
 	To     int64  // largest bucket start plus the bucket width
@@ -72,6 +80,15 @@ type RowGroup struct {
 
 // Range returns the bucket range [From, To) of the row group's tiles.
 func (g RowGroup) Range() Range { return Range{g.From, g.To} }
+
+func (g RowGroup) sum() recordedSum { return recordedSum{g.CRC32C, g.SHA256} }
+
+// sum is the checksum a whole read checks; footerSum the footer's.
+func (o Object) sum() recordedSum       { return recordedSum{o.CRC32C, o.SHA256} }
+func (o Object) footerSum() recordedSum { return recordedSum{o.FooterCRC32C, o.FooterSHA256} }
+func (f objectFile) footerSum() recordedSum {
+	return recordedSum{f.FooterCRC32C, f.FooterSHA256}
+}
 
 // Range returns the bucket range [From, To) of the object's tiles.
 func (o Object) Range() Range { return Range{o.From, o.To} }
@@ -271,14 +288,17 @@ type objectFile struct {
 	Rows   int64  `json:"rows"`
 	Bytes  int64  `json:"bytes"`
 	SHA256 string `json:"sha256"`
+	CRC32C string `json:"crc32c,omitempty"` // schema version 2
 	From   int64  `json:"from_us"`
 	To     int64  `json:"to_us"`
 	MinKey string `json:"min_key"`
 	MaxKey string `json:"max_key"`
 	Keys   int64  `json:"keys,omitempty"` // optional: distinct keys
 	Schema int    `json:"schema_version"`
-	// Optional: without them the object is read whole.
+	// Optional: without them the object is read whole. One of the
+	// footer's checksums: CRC-32C from schema version 2, SHA-256 before.
 	Footer       int64          `json:"footer_offset,omitempty"`
+	FooterCRC32C string         `json:"footer_crc32c,omitempty"`
 	FooterSHA256 string         `json:"footer_sha256,omitempty"`
 	RowGroups    []rowGroupFile `json:"row_groups,omitempty"`
 }
@@ -286,7 +306,8 @@ type objectFile struct {
 type rowGroupFile struct {
 	Offset int64  `json:"offset"`
 	Length int64  `json:"length"`
-	SHA256 string `json:"sha256"`
+	CRC32C string `json:"crc32c,omitempty"` // schema version 2
+	SHA256 string `json:"sha256,omitempty"` // schema version 1
 	Rows   int64  `json:"rows"`
 	From   int64  `json:"from_us"`
 	To     int64  `json:"to_us"`
@@ -295,8 +316,8 @@ type rowGroupFile struct {
 }
 
 func toObjectFile(o Object) objectFile {
-	f := objectFile{Name: o.Name, Rows: o.Rows, Bytes: o.Bytes, SHA256: o.SHA256, From: o.From, To: o.To,
-		MinKey: o.MinKey, MaxKey: o.MaxKey, Keys: o.Keys, Schema: o.Schema, Footer: o.Footer, FooterSHA256: o.FooterSHA256}
+	f := objectFile{Name: o.Name, Rows: o.Rows, Bytes: o.Bytes, SHA256: o.SHA256, CRC32C: o.CRC32C, From: o.From, To: o.To,
+		MinKey: o.MinKey, MaxKey: o.MaxKey, Keys: o.Keys, Schema: o.Schema, Footer: o.Footer, FooterCRC32C: o.FooterCRC32C, FooterSHA256: o.FooterSHA256}
 	for _, g := range o.RowGroups {
 		f.RowGroups = append(f.RowGroups, rowGroupFile(g))
 	}
@@ -304,8 +325,8 @@ func toObjectFile(o Object) objectFile {
 }
 
 func (f objectFile) object() Object {
-	o := Object{Name: f.Name, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256, From: f.From, To: f.To,
-		MinKey: f.MinKey, MaxKey: f.MaxKey, Keys: f.Keys, Schema: f.Schema, Footer: f.Footer, FooterSHA256: f.FooterSHA256}
+	o := Object{Name: f.Name, Rows: f.Rows, Bytes: f.Bytes, SHA256: f.SHA256, CRC32C: f.CRC32C, From: f.From, To: f.To,
+		MinKey: f.MinKey, MaxKey: f.MaxKey, Keys: f.Keys, Schema: f.Schema, Footer: f.Footer, FooterCRC32C: f.FooterCRC32C, FooterSHA256: f.FooterSHA256}
 	for _, g := range f.RowGroups {
 		o.RowGroups = append(o.RowGroups, RowGroup(g))
 	}
@@ -372,6 +393,9 @@ func decodeManifest(name string, b []byte) (*Manifest, string, error) {
 		}
 		if o.Schema > SchemaVersion {
 			return nil, "", fmt.Errorf("read manifest %s: object %s has schema_version %d, newer than this build understands (%d); upgrade tessera", name, o.Name, o.Schema, SchemaVersion)
+		}
+		if o.CRC32C != "" && !(recordedSum{crc: o.CRC32C}).valid() {
+			return nil, "", fmt.Errorf("read manifest %s: object %s: crc32c %q is not 8 hex digits (the manifest is damaged; restore it)", name, o.Name, o.CRC32C)
 		}
 		if err := checkRowGroups(o); err != nil {
 			return nil, "", fmt.Errorf("read manifest %s: object %s: %w (the manifest is damaged; restore it)", name, o.Name, err)
@@ -482,14 +506,14 @@ func checkRowGroups(o objectFile) error {
 	if len(o.RowGroups) == 0 {
 		return nil
 	}
-	if o.Footer < 4 || o.Footer >= o.Bytes || len(o.FooterSHA256) != 64 {
-		return fmt.Errorf("footer_offset %d outside the object's %d bytes, or no footer_sha256", o.Footer, o.Bytes)
+	if o.Footer < 4 || o.Footer >= o.Bytes || !o.footerSum().valid() {
+		return fmt.Errorf("footer_offset %d outside the object's %d bytes, or no footer_crc32c (or footer_sha256)", o.Footer, o.Bytes)
 	}
 	var rows int64
 	at := int64(4) // after the leading magic
 	for i, g := range o.RowGroups {
-		if g.Offset < at || g.Length < 0 || g.Offset+g.Length > o.Footer || len(g.SHA256) != 64 || g.Rows < 0 {
-			return fmt.Errorf("row_groups[%d]: bytes [%d, %d) overlap another row group or the footer, or no sha256", i, g.Offset, g.Offset+g.Length)
+		if g.Offset < at || g.Length < 0 || g.Offset+g.Length > o.Footer || !RowGroup(g).sum().valid() || g.Rows < 0 {
+			return fmt.Errorf("row_groups[%d]: bytes [%d, %d) overlap another row group or the footer, or no crc32c (or sha256)", i, g.Offset, g.Offset+g.Length)
 		}
 		at = g.Offset + g.Length
 		rows += g.Rows

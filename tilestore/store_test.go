@@ -78,7 +78,7 @@ func TestOpenDirectoryLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"schema_version": 1`, `"needs": "count"`, `"width_us": 3600000000`, `"from_us": 0`} {
+	for _, want := range []string{`"schema_version": 2`, `"needs": "count"`, `"width_us": 3600000000`, `"from_us": 0`} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("manifest lacks %s:\n%s", want, body)
 		}
@@ -221,6 +221,118 @@ func testVerify(t *testing.T, s *Store) {
 	}
 	if p, _ := s.Verify(ctx, "v"); len(p) != 1 || !strings.Contains(p[0].Message, "missing") {
 		t.Fatalf("Verify of a missing object: %v", p)
+	}
+}
+
+// testChecksums checks what each checksum guards: reads check the CRC-32C
+// of objects that record one and the SHA-256 of objects of schema version 1
+// (rewritten here as that version's writer wrote them), whole or by row
+// group; Verify checks the SHA-256 of both.
+func testChecksums(t *testing.T, s *Store) {
+	ctx := context.Background()
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	var rows []row
+	for k := range int64(300) {
+		for h := range int64(20) {
+			rows = append(rows, row{IntKey: k, Start: h * hour, State: aggregate.State{Count: 1, N: 1, Sum: float64(k - h)}})
+		}
+	}
+	m := mustCommit(t, s, Commit{TileSet: "sums", Needs: needs, Grid: hourGrid, Cover: Range{0, 20 * hour}, Tiles: setOf(needs, false, rows)})
+	o := m.Objects[0]
+	if len(o.CRC32C) != 8 || len(o.SHA256) != 64 || len(o.FooterCRC32C) != 8 || o.FooterSHA256 != "" || len(o.RowGroups) < 3 {
+		t.Fatalf("object recorded as %+v; want a CRC-32C and a SHA-256, a footer CRC-32C and row groups", o)
+	}
+	key := dataKey("sums", o.Name)
+	data, err := s.bucket.ReadAll(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := &KeyFilter{Int: map[int64]struct{}{150: {}}}
+	wantOne := filterRows(rows, func(x row) bool { return x.IntKey == 150 })
+	// publish writes m's objects as the next manifest version.
+	publish := func(objs []Object) *Manifest {
+		t.Helper()
+		next := *m
+		next.Version++
+		next.Objects = objs
+		b, err := encodeManifest(&next, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.bucket.WriteAll(ctx, manifestKey("sums", next.Version), b, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Manifest(ctx, "sums")
+		if err != nil || got.Version != next.Version {
+			t.Fatalf("manifest version %d: %v, %v", next.Version, got, err)
+		}
+		m = got
+		return got
+	}
+	// corrupt flips a bit of row group gi (or the footer, -1) and returns
+	// what restores the object.
+	corrupt := func(gi int) func() {
+		t.Helper()
+		at := o.Footer + 2
+		if gi >= 0 {
+			at = o.RowGroups[gi].Offset + o.RowGroups[gi].Length/2
+		}
+		bad := slices.Clone(data)
+		bad[at] ^= 0x10
+		if err := s.bucket.WriteAll(ctx, key, bad, nil); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := s.bucket.WriteAll(ctx, key, data, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	gi := 150 * 20 / RowGroupRows
+	for _, c := range []struct {
+		name, sum string
+		objs      func() []Object
+	}{
+		{"schema 2", "CRC-32C", func() []Object { return []Object{o} }},
+		{"schema 1", "SHA-256", func() []Object {
+			v1 := o
+			v1.Schema, v1.CRC32C, v1.FooterCRC32C, v1.FooterSHA256 = 1, "", "", sha256Hex(data[o.Footer:])
+			v1.RowGroups = slices.Clone(o.RowGroups)
+			for i, g := range v1.RowGroups {
+				v1.RowGroups[i].CRC32C, v1.RowGroups[i].SHA256 = "", sha256Hex(data[g.Offset:g.Offset+g.Length])
+			}
+			return []Object{v1}
+		}},
+	} {
+		m := publish(c.objs())
+		equalRows(t, c.name, mustLoad(t, s, "sums", everything, nil), rows)
+		equalRows(t, c.name+", one key", mustLoad(t, s, "sums", everything, one), wantOne)
+		if p, err := s.Verify(ctx, "sums"); err != nil || len(p) != 0 {
+			t.Fatalf("%s: Verify of a sound object: %v, %v", c.name, p, err)
+		}
+		for _, part := range []int{gi, -1} {
+			restore := corrupt(part)
+			for what, keep := range map[string]*KeyFilter{"whole": nil, "ranged": one} {
+				_, err := s.Load(ctx, m, everything, keep)
+				if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), c.sum+" ") || !strings.Contains(err.Error(), o.Name) {
+					t.Fatalf("%s: %s load with a flipped bit in part %d returned %v; want ErrChecksum naming the %s and %s", c.name, what, part, err, c.sum, o.Name)
+				}
+			}
+			p, err := s.Verify(ctx, "sums")
+			if err != nil || len(p) != 1 || !strings.Contains(p[0].Message, c.sum+" ") {
+				t.Fatalf("%s: Verify of a flipped bit in part %d: %v, %v", c.name, part, p, err)
+			}
+			restore()
+		}
+	}
+	// The SHA-256 names the content: a manifest that records another one
+	// reads (the CRC-32C matches) but does not verify.
+	wrong := o
+	wrong.SHA256 = sha256Hex([]byte("other"))
+	publish([]Object{wrong})
+	equalRows(t, "wrong SHA-256", mustLoad(t, s, "sums", everything, nil), rows)
+	if p, err := s.Verify(ctx, "sums"); err != nil || len(p) != 1 || !strings.Contains(p[0].Message, "SHA-256 is "+o.SHA256) {
+		t.Fatalf("Verify of an object whose SHA-256 the manifest misrecords: %v, %v", p, err)
 	}
 }
 

@@ -241,6 +241,7 @@ func describeObject(name string, data []byte, ts *tile.Set, lo, hi int, width in
 		Rows:   int64(hi - lo),
 		Bytes:  int64(len(data)),
 		SHA256: hex.EncodeToString(sum[:]),
+		CRC32C: crc32cHex(data),
 		Schema: SchemaVersion,
 	}
 	if hi > lo {
@@ -394,12 +395,12 @@ func describeRowGroups(data []byte, o *Object, ts *tile.Set, lo int, width int64
 // lo+1, ... of ts in turn.
 func describeSpans(data []byte, groups []span, footer int64, o *Object, ts *tile.Set, lo int, width int64) error {
 	o.Footer = footer
-	o.FooterSHA256 = sha256Hex(data[footer:])
+	o.FooterCRC32C = crc32cHex(data[footer:])
 	o.RowGroups = nil
 	row := lo
 	for _, sp := range groups {
 		n := int(sp.rows)
-		g := RowGroup{Offset: sp.from, Length: sp.to - sp.from, SHA256: sha256Hex(data[sp.from:sp.to]), Rows: sp.rows,
+		g := RowGroup{Offset: sp.from, Length: sp.to - sp.from, CRC32C: crc32cHex(data[sp.from:sp.to]), Rows: sp.rows,
 			MinKey: keyText(ts, row), MaxKey: keyText(ts, row+n-1)}
 		g.From, g.To = startRange(ts, row, row+n, width)
 		o.RowGroups = append(o.RowGroups, g)

@@ -26,8 +26,8 @@ func (p Problem) String() string {
 }
 
 // Verify checks the newest manifest of a tile set against the store: every
-// listed object exists with the recorded size and SHA-256 (and the row group
-// and footer checksums that ranged reads use match it), decodes, is sorted
+// listed object exists with the recorded size, SHA-256 and CRC-32C (and the
+// row group and footer checksums that ranged reads use match it), decodes, is sorted
 // and lies within its recorded range and the coverage; no tile is held twice;
 // the coverage is sorted and non-overlapping. It returns the problems found;
 // the error is for failures to check at all (an unknown tile set, an
@@ -74,13 +74,22 @@ func (s *Store) Verify(ctx context.Context, tileSet string) ([]Problem, error) {
 		if err := decodeObject(m, o, data, Range{math.MinInt64, math.MaxInt64}, nil, all); err != nil {
 			add(o.Name, "%v", err)
 		}
-		// The whole object matches; so must the checksums ranged reads use.
-		if len(o.RowGroups) > 0 && sha256Hex(data[o.Footer:]) != o.FooterSHA256 {
-			add(o.Name, "the footer (bytes [%d, %d)) does not match its SHA-256 in the manifest", o.Footer, o.Bytes)
+		// The read checked the CRC-32C where there is one; the SHA-256 that
+		// names the content must match too, and so must the checksums
+		// ranged reads use.
+		if o.CRC32C != "" {
+			if bad := (recordedSum{sha: o.SHA256}).mismatch(data); bad != "" {
+				add(o.Name, "%s (the CRC-32C matches: the manifest is damaged)", bad)
+			}
+		}
+		if len(o.RowGroups) > 0 {
+			if bad := o.footerSum().mismatch(data[o.Footer:]); bad != "" {
+				add(o.Name, "the footer (bytes [%d, %d)): %s", o.Footer, o.Bytes, bad)
+			}
 		}
 		for i, g := range o.RowGroups {
-			if sha256Hex(data[g.Offset:g.Offset+g.Length]) != g.SHA256 {
-				add(o.Name, "row group %d (bytes [%d, %d)) does not match its SHA-256 in the manifest", i, g.Offset, g.Offset+g.Length)
+			if bad := g.sum().mismatch(data[g.Offset : g.Offset+g.Length]); bad != "" {
+				add(o.Name, "row group %d (bytes [%d, %d)): %s", i, g.Offset, g.Offset+g.Length, bad)
 			}
 		}
 	}

@@ -63,7 +63,7 @@ func TestVerifyAndGCCommands(t *testing.T) {
 	}
 	tileSet := filepath.Base(filepath.Dir(dataDirs[0]))
 	out, err = runTessera(t, bin, "--config", cfg, "aggregate", "verify")
-	if exitCode(err) != 1 || !strings.Contains(out, "BAD "+tileSet) || !strings.Contains(out, filepath.Base(objs[0])) || !strings.Contains(out, "SHA-256") {
+	if exitCode(err) != 1 || !strings.Contains(out, "BAD "+tileSet) || !strings.Contains(out, filepath.Base(objs[0])) || !strings.Contains(out, "CRC-32C is") {
 		t.Fatalf("verify of a damaged object: exit %d\n%s", exitCode(err), out)
 	}
 	out, err = runTessera(t, bin, "--config", cfg, "aggregate", "verify", "--tile-set", tileSet)
