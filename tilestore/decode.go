@@ -33,7 +33,8 @@ type openObject struct {
 	o      Object
 	f      *parquet.File
 	cols   tileColumns
-	groups []int // row groups to decode, in file order
+	groups []int  // row groups to decode, in file order
+	free   func() // gives back the buffer the object was read into
 }
 
 // fail returns an error naming the object that says it is damaged.
@@ -55,7 +56,7 @@ func openTileObject(m *Manifest, o Object, ra io.ReaderAt, groups []bool) (*open
 	if err != nil {
 		return nil, corrupt(m, o, "%v", err)
 	}
-	ob := &openObject{m: m, o: o, f: f, cols: lookupColumns(f.Schema())}
+	ob := &openObject{m: m, o: o, f: f, cols: lookupColumns(f.Schema()), free: func() {}}
 	rgs := f.RowGroups()
 	if groups != nil && len(rgs) != len(groups) {
 		return nil, ob.fail("it has %d row groups, the manifest records %d", len(rgs), len(groups))

@@ -435,3 +435,42 @@ func TestLoadScratch(t *testing.T) {
 		t.Fatalf("a load without a manifest returned %v, %v", set, err)
 	}
 }
+
+// TestObjectBuffers checks that no loaded tile reads the buffer its object
+// was read into, which the next load reuses: loads of int and string keys
+// with freed buffers overwritten equal the tiles committed. It also checks
+// that a buffer is never handed out at a size far from the one asked for.
+func TestObjectBuffers(t *testing.T) {
+	poisonObjectBuffers = true
+	defer func() { poisonObjectBuffers = false }()
+	ctx := context.Background()
+	s := openDir(t)
+	needs := aggregate.NeedCount | aggregate.NeedSum | aggregate.NeedMin
+	for _, str := range []bool{false, true} {
+		rows := manyGroupRows(needs, str, 200, 30, 3)
+		id := fmt.Sprintf("strings-%v", str)
+		m := mustCommit(t, s, Commit{TileSet: id, Needs: needs, StringKeys: str, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, str, rows)})
+		for i := range 3 {
+			got, err := s.Load(ctx, m, everything, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The next load overwrites the buffers this one freed.
+			if _, err := s.Load(ctx, m, everything, nil); err != nil {
+				t.Fatal(err)
+			}
+			equalRows(t, fmt.Sprintf("%s, load %d", id, i), got, rows)
+		}
+	}
+	big := make([]byte, 1000)
+	objectBuffers.Put(&big)
+	if p := getObjectBuffer(300); len(*p) != 300 || cap(*p) > 600 {
+		t.Fatalf("asked for 300 bytes, got a buffer of %d (capacity %d)", len(*p), cap(*p))
+	}
+	if p := getObjectBuffer(900); len(*p) != 900 {
+		t.Fatalf("asked for 900 bytes, got %d", len(*p))
+	}
+	if getObjectBuffer(0) != nil || getObjectBuffer(1<<31) != nil {
+		t.Fatal("a buffer of 0 or 2^31 bytes")
+	}
+}
