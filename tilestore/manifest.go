@@ -107,6 +107,19 @@ type Manifest struct {
 	Coverage   []Range // sorted, non-overlapping, merged
 }
 
+// clone returns a copy of m that shares no memory with it that either
+// could change.
+func (m *Manifest) clone() *Manifest {
+	c := *m
+	c.Features = slices.Clone(m.Features)
+	c.Coverage = slices.Clone(m.Coverage)
+	c.Objects = slices.Clone(m.Objects)
+	for i := range c.Objects {
+		c.Objects[i].RowGroups = slices.Clone(c.Objects[i].RowGroups)
+	}
+	return &c
+}
+
 // Rows returns the number of tiles in the tile set.
 func (m *Manifest) Rows() int64 {
 	var n int64

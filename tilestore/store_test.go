@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -426,4 +427,62 @@ func testPrunedSlot(t *testing.T, s *Store) {
 		want = append(want, row{IntKey: 7, Start: h * hour, State: aggregate.State{Count: h + 1}})
 	}
 	equalRows(t, "after the stalled commit", mustLoad(t, s, id, everything, nil), want)
+}
+
+// TestManifestParsedOnce checks the store's parsed manifests: the same bytes
+// are not parsed again, each read returns a manifest of its own, and bytes
+// that changed (a new version, or a file rewritten in place) are parsed.
+func TestManifestParsedOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openDir(t)
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	rows := manyGroupRows(needs, false, 100, 30, 1)
+	m := mustCommit(t, s, Commit{TileSet: "p", Needs: needs, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, false, rows)})
+	read := func() *Manifest {
+		t.Helper()
+		got, err := s.Manifest(ctx, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := read()
+	if !reflect.DeepEqual(first, m) {
+		t.Fatalf("read %+v, committed %+v", first, m)
+	}
+	// Mark the parsed copy: the next read of the same bytes returns it.
+	s.parsed["p"].m.Features = []string{"parsed before"}
+	second := read()
+	if !slices.Equal(second.Features, []string{"parsed before"}) {
+		t.Fatalf("the same bytes were parsed again: features %v", second.Features)
+	}
+	// Each read has its own copy.
+	second.Objects[0].RowGroups[0].Rows = -1
+	second.Coverage[0].To = 1
+	if third := read(); third.Objects[0].RowGroups[0].Rows < 0 || third.Coverage[0].To == 1 {
+		t.Fatal("a change to one read's manifest reached the next")
+	}
+	// A file rewritten in place is parsed again.
+	key := manifestKey("p", m.Version)
+	b, err := s.bucket.ReadAll(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := *m
+	edited.Features = []string{"edited"}
+	b2, err := encodeManifest(&edited, "")
+	if err != nil || bytes.Equal(b, b2) {
+		t.Fatalf("re-encoding: %v", err)
+	}
+	if err := s.bucket.WriteAll(ctx, key, b2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); !slices.Equal(got.Features, []string{"edited"}) {
+		t.Fatalf("a rewritten manifest read as features %v", got.Features)
+	}
+	// So is a new version.
+	m2 := mustCommit(t, s, Commit{TileSet: "p", Needs: needs, Grid: hourGrid, Cover: Range{30 * hour, 31 * hour}, Tiles: setOf(needs, false, nil)})
+	if got := read(); got.Version != m2.Version || !reflect.DeepEqual(got.Coverage, m2.Coverage) {
+		t.Fatalf("after a commit read version %d coverage %v, want %d %v", got.Version, got.Coverage, m2.Version, m2.Coverage)
+	}
 }
