@@ -15,6 +15,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tessera-fe/tessera/internal/hugepage"
 	"github.com/tessera-fe/tessera/tile"
@@ -31,6 +32,7 @@ import (
 type openObject struct {
 	m      *Manifest
 	o      Object
+	ra     io.ReaderAt // the object's bytes, as f reads them
 	f      *parquet.File
 	cols   tileColumns
 	groups []int  // row groups to decode, in file order
@@ -56,7 +58,7 @@ func openTileObject(m *Manifest, o Object, ra io.ReaderAt, groups []bool) (*open
 	if err != nil {
 		return nil, corrupt(m, o, "%v", err)
 	}
-	ob := &openObject{m: m, o: o, f: f, cols: lookupColumns(f.Schema()), free: func() {}}
+	ob := &openObject{m: m, o: o, ra: ra, f: f, cols: lookupColumns(f.Schema()), free: func() {}}
 	rgs := f.RowGroups()
 	if groups != nil && len(rgs) != len(groups) {
 		return nil, ob.fail("it has %d row groups, the manifest records %d", len(rgs), len(groups))
@@ -242,23 +244,30 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		}
 	} else {
 		intKeys = out.Keys.Int[lo:hi]
-		if err := readInt64s(chunks[ob.cols.key], intKeys); err != nil {
+		cr := chunkReaders.Get().(*chunkReader)
+		err := readInt64Chunk(cr, ob, gi, ob.cols.key, chunks[ob.cols.key], intKeys)
+		chunkReaders.Put(cr)
+		if err != nil {
 			fail(colKey, fmt.Errorf("%w (does the tile set use string keys?)", err))
 			return
 		}
 	}
+	cr := chunkReaders.Get().(*chunkReader)
+	defer chunkReaders.Put(cr)
 	start := out.Start[lo:hi]
-	if err := readInt64s(chunks[ob.cols.start], start); err != nil {
-		fail(colStart, err)
-		return
-	}
-	if err := readInt64s(chunks[ob.cols.count], out.Count[lo:hi]); err != nil {
-		fail(colCount, err)
-		return
-	}
-	if out.N != nil {
-		if err := readInt64s(chunks[ob.cols.n], out.N[lo:hi]); err != nil {
-			fail(colN, err)
+	for _, c := range []struct {
+		dst  []int64
+		col  int
+		name string
+	}{{start, ob.cols.start, colStart}, {out.Count, ob.cols.count, colCount}, {out.N, ob.cols.n, colN}} {
+		if c.dst == nil {
+			continue
+		}
+		if c.col != ob.cols.start {
+			c.dst = c.dst[lo:hi]
+		}
+		if err := readInt64Chunk(cr, ob, gi, c.col, chunks[c.col], c.dst); err != nil {
+			fail(c.name, err)
 			return
 		}
 	}
@@ -270,7 +279,7 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		if c.dst == nil {
 			continue
 		}
-		if err := readDoubles(chunks[c.col], c.dst[lo:hi]); err != nil {
+		if err := readDoubleChunk(cr, ob, gi, c.col, chunks[c.col], c.dst[lo:hi]); err != nil {
 			fail(c.name, err)
 			return
 		}
@@ -614,6 +623,32 @@ func eachValue(p parquet.Page, fn func(i int, v parquet.Value) error) (int, erro
 
 func errTooMany(n int) error {
 	return fmt.Errorf("it holds more values than the row group's %d rows", n)
+}
+
+// chunkReaders hold the buffers of chunkReader, one per core at work.
+var chunkReaders = sync.Pool{New: func() any { return new(chunkReader) }}
+
+// readInt64Chunk decodes INT64 column col of row group gi of ob, whose
+// chunk is cc, into dst: through cr when the chunk is laid out as
+// writeTiles writes it, else through parquet-go.
+func readInt64Chunk(cr *chunkReader, ob *openObject, gi, col int, cc parquet.ColumnChunk, dst []int64) error {
+	if ok, err := cr.int64s(ob, chunkMeta(ob, gi, col), dst); ok || err != nil {
+		return err
+	}
+	return readInt64s(cc, dst)
+}
+
+// readDoubleChunk is readInt64Chunk for a DOUBLE column.
+func readDoubleChunk(cr *chunkReader, ob *openObject, gi, col int, cc parquet.ColumnChunk, dst []float64) error {
+	if ok, err := cr.float64s(ob, chunkMeta(ob, gi, col), dst); ok || err != nil {
+		return err
+	}
+	return readDoubles(cc, dst)
+}
+
+// chunkMeta returns the footer's metadata of column col of row group gi.
+func chunkMeta(ob *openObject, gi, col int) *format.ColumnMetaData {
+	return &ob.f.Metadata().RowGroups[gi].Columns[col].MetaData
 }
 
 // readInt64s decodes an INT64 column chunk into dst, which must be exactly
