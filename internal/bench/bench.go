@@ -112,13 +112,15 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 	var rows []Row
 	pending := "" // set by a step that ran in key partitions, shown in its mode
 	// measureEach times f, after before (unless nil) each time. A step
-	// shorter than a second runs three times and the median is reported:
-	// one run of a few hundred milliseconds moves by 20% or more with the
-	// machine's other work.
+	// shorter than a second runs at least three times, and until its runs
+	// took a second (at most 15 runs), and the median is reported: one run
+	// of a few hundred milliseconds moves by 20% or more with the
+	// machine's other work, and a run of 20 ms by as much again.
 	measureEach := func(step, mode, windows string, n int, before, f func() error) error {
 		var times []float64
 		var peak int64
-		for len(times) < 3 {
+		total := 0.0
+		for len(times) < 3 || total < 1 && len(times) < 15 {
 			if before != nil {
 				if err := before(); err != nil {
 					return fmt.Errorf("%s %s: %w", step, mode, err)
@@ -131,6 +133,7 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 				return fmt.Errorf("%s %s: %w", step, mode, err)
 			}
 			times = append(times, time.Since(start).Seconds())
+			total += times[len(times)-1]
 			peak = max(peak, peakRSS())
 			if times[0] >= 1 {
 				break
