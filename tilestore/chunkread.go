@@ -140,12 +140,19 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 		if len(r.ids) < rows {
 			return false, fmt.Errorf("page holds %d dictionary indexes, the row group %d rows", len(r.ids), rows)
 		}
-		n := len(dict) / 8
+		if uintptr(unsafe.Pointer(unsafe.SliceData(dict)))%8 != 0 {
+			// An uncompressed dictionary page lies anywhere in the chunk:
+			// align its values to read them as words.
+			r.dict = append(r.dict[:0], dict...)
+			dict = r.dict
+		}
+		words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(dict))), len(dict)/8)
+		dst := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(out))), rows)
 		for i, k := range r.ids[:rows] {
-			if uint(k) >= uint(n) {
-				return false, fmt.Errorf("value %d: dictionary index %d out of range [0, %d)", i, k, n)
+			if uint(k) >= uint(len(words)) {
+				return false, fmt.Errorf("value %d: dictionary index %d out of range [0, %d)", i, k, len(words))
 			}
-			copy(out[8*i:8*i+8], dict[8*int(k):8*int(k)+8])
+			dst[i] = words[k]
 		}
 		return true, nil
 	}
