@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/tessera-fe/tessera"
@@ -16,19 +17,23 @@ import (
 
 // BenchmarkQueryMaterializedDir runs the benchmark harness's materialized
 // query of sum+count+mean over three windows against a directory prepared
-// by `tessera bench` (TESSERA_BENCH_DIR, opened read-only): "store" exactly
-// as the harness does, a fresh engine per query over the directory tile
-// store; "decoded" the same with the tiles decoded once beforehand. It
-// reports spine rows/s and the CPU time per query (cpu-ns/op), which the
-// load of a shared machine disturbs less than wall time.
+// by `tessera bench` (TESSERA_BENCH_DIR, opened read-only): "store", a
+// fresh engine per query over the directory tile store; "collected", the
+// same after a collection (untimed), as the harness runs each query, whose
+// heap then starts small and collects again as the query allocates;
+// "decoded", the tiles decoded once beforehand. It reports spine rows/s and
+// the CPU time per query (cpu-ns/op), which the load of a shared machine
+// disturbs less than wall time.
 func BenchmarkQueryMaterializedDir(b *testing.B) {
 	q := newBenchQuery(b)
 	defer q.store.Close()
 	for _, c := range []struct {
-		name  string
-		tiles offline.Tiles
-	}{{"store", q.store}, {"decoded", &decodedTiles{Tiles: q.store}}} {
+		name    string
+		tiles   offline.Tiles
+		collect bool
+	}{{"store", q.store, false}, {"collected", q.store, true}, {"decoded", &decodedTiles{Tiles: q.store}, false}} {
 		b.Run(c.name, func(b *testing.B) {
+			q.collect = c.collect
 			q.run(b, c.tiles, offline.Options{Materialized: true}) // the first run decodes the tiles of "decoded"
 		})
 	}
@@ -51,6 +56,8 @@ type benchQuery struct {
 	times []int64
 	refs  []feature.Ref
 	keys  tile.Keys
+	// collect runs a collection, untimed, before each query.
+	collect bool
 }
 
 func newBenchQuery(b *testing.B) *benchQuery {
@@ -90,14 +97,22 @@ func (q *benchQuery) run(b *testing.B, tiles offline.Tiles, opt offline.Options)
 	}
 	query()
 	b.ReportAllocs()
-	cpu0, faults0 := int64(cputime.Process()), cputime.Faults()
+	var cpu, faults int64
 	runs := 0
 	for b.Loop() {
+		if q.collect {
+			b.StopTimer()
+			runtime.GC()
+			b.StartTimer()
+		}
+		cpu0, faults0 := int64(cputime.Process()), cputime.Faults()
 		query()
+		cpu += int64(cputime.Process()) - cpu0
+		faults += cputime.Faults() - faults0
 		runs++
 	}
-	b.ReportMetric(float64(int64(cputime.Process())-cpu0)/float64(runs), "cpu-ns/op")
-	b.ReportMetric(float64(cputime.Faults()-faults0)/float64(runs), "faults/op")
+	b.ReportMetric(float64(cpu)/float64(runs), "cpu-ns/op")
+	b.ReportMetric(float64(faults)/float64(runs), "faults/op")
 	b.ReportMetric(float64(runs*len(q.times))/b.Elapsed().Seconds(), "rows/s")
 }
 
