@@ -54,10 +54,22 @@ func corrupt(m *Manifest, o Object, format string, args ...any) error {
 // only their bytes, the footer and the leading magic; otherwise it selects
 // every row group, which must hold o.Rows tiles in all.
 func openTileObject(m *Manifest, o Object, ra io.ReaderAt, groups []bool) (*openObject, error) {
-	f, err := parquet.OpenFile(ra, o.Bytes, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	f, err := openParquet(ra, o.Bytes)
 	if err != nil {
 		return nil, corrupt(m, o, "%v", err)
 	}
+	return checkTileObject(m, o, f, ra, groups)
+}
+
+// openParquet parses the footer of the Parquet file of size bytes that ra
+// reads.
+func openParquet(ra io.ReaderAt, size int64) (*parquet.File, error) {
+	return parquet.OpenFile(ra, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+}
+
+// checkTileObject is openTileObject for f, the file of object o, whose
+// bytes ra reads.
+func checkTileObject(m *Manifest, o Object, f *parquet.File, ra io.ReaderAt, groups []bool) (*openObject, error) {
 	ob := &openObject{m: m, o: o, ra: ra, f: f, cols: lookupColumns(f.Schema()), free: func() {}}
 	rgs := f.RowGroups()
 	if groups != nil && len(rgs) != len(groups) {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -473,4 +474,84 @@ func TestObjectBuffers(t *testing.T) {
 	if getObjectBuffer(0) != nil || getObjectBuffer(1<<31) != nil {
 		t.Fatal("a buffer of 0 or 2^31 bytes")
 	}
+}
+
+// TestFooterCache checks the store's parsed footers: loads of an object,
+// whole or by row group, parse its footer once; a load while another holds
+// it, an object of another checksum and a footer beyond the bound are
+// parsed for their load alone; concurrent loads all read their tiles.
+func TestFooterCache(t *testing.T) {
+	ctx := context.Background()
+	s := openDir(t)
+	needs := aggregate.NeedCount | aggregate.NeedSum
+	rows := manyGroupRows(needs, false, 200, 30, 2)
+	m := mustCommit(t, s, Commit{TileSet: "f", Needs: needs, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, false, rows)})
+	one := &KeyFilter{Int: map[int64]struct{}{rows[0].IntKey: {}}}
+	wantOne := filterRows(rows, func(x row) bool { return x.IntKey == rows[0].IntKey })
+	parsed := func(want int64) {
+		t.Helper()
+		if got := s.footersParsed.Load(); got != want {
+			t.Fatalf("%d footers parsed, want %d", got, want)
+		}
+	}
+	for i := range 3 {
+		equalRows(t, fmt.Sprintf("load %d", i), mustLoad(t, s, "f", everything, nil), rows)
+		equalRows(t, fmt.Sprintf("ranged load %d", i), mustLoad(t, s, "f", everything, one), wantOne)
+	}
+	parsed(1)
+	o := m.Objects[0]
+	data, err := s.bucket.ReadAll(ctx, dataKey("f", o.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held by one load, the footer is parsed again for another.
+	held, err := s.openTileObject(m, o, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRows(t, "load while held", mustLoad(t, s, "f", everything, nil), rows)
+	parsed(2)
+	held.free()
+	equalRows(t, "load once given back", mustLoad(t, s, "f", everything, nil), rows)
+	parsed(2)
+	// An object of the same name and another checksum is parsed anew, and
+	// leaves the entry alone.
+	other := o
+	other.CRC32C = "00000000"
+	ob, err := s.openTileObject(m, other, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.free()
+	parsed(3)
+	mustLoad(t, s, "f", everything, nil)
+	parsed(3)
+	// Concurrent loads.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				got, err := s.Load(ctx, m, everything, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !slices.Equal(rowsOf(got), rowsOf(setOf(needs, false, rows))) {
+					t.Error("a concurrent load read other tiles")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Footers beyond the bound are parsed for each load.
+	defer func(n int64) { maxFooterBytes = n }(maxFooterBytes)
+	maxFooterBytes = 0
+	m2 := mustCommit(t, s, Commit{TileSet: "g", Needs: needs, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, false, rows)})
+	before := s.footersParsed.Load()
+	for range 2 {
+		if _, err := s.Load(ctx, m2, everything, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parsed(before + 2)
 }

@@ -176,12 +176,16 @@ func (s *Store) fetchObject(ctx context.Context, m *Manifest, o Object, groups [
 		ra = f
 	}
 	s.objectsRead.Add(1)
-	ob, err := openTileObject(m, o, ra, groups)
+	ob, err := s.openTileObject(m, o, ra, groups)
 	if err != nil {
 		free()
 		return nil, err
 	}
-	ob.free = free
+	giveBack := ob.free
+	ob.free = func() {
+		giveBack()
+		free()
+	}
 	return ob, nil
 }
 

@@ -38,6 +38,9 @@ type Store struct {
 	bytesRead   atomic.Int64
 	objectsRead atomic.Int64
 
+	footers       footers
+	footersParsed atomic.Int64 // footers parsed by loads (for tests)
+
 	// parsed holds the last manifest read of each tile set, by the key of
 	// its file, with the bytes it was parsed from.
 	parsedMu sync.Mutex
