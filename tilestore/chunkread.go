@@ -27,6 +27,7 @@ type chunkReader struct {
 	raw, page, dict []byte
 	ids             []int32
 	header          bytes.Reader
+	dec             *thrift.Decoder // of page headers, from header
 }
 
 // int64s decodes INT64 chunk md of object ob into dst, which holds its rows.
@@ -163,7 +164,10 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 // CRC checked) and what follows.
 func (r *chunkReader) next(b []byte) (ph format.PageHeader, body, rest []byte, err error) {
 	r.header.Reset(b)
-	if err := thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(&r.header)).Decode(&ph); err != nil {
+	if r.dec == nil {
+		r.dec = thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(&r.header))
+	}
+	if err := r.dec.Decode(&ph); err != nil {
 		return ph, nil, nil, fmt.Errorf("decode a page header: %w", err)
 	}
 	at := len(b) - r.header.Len()
