@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -463,16 +464,40 @@ func TestObjectBuffers(t *testing.T) {
 			equalRows(t, fmt.Sprintf("%s, load %d", id, i), got, rows)
 		}
 	}
-	big := make([]byte, 1000)
-	objectBuffers.Put(&big)
-	if p := getObjectBuffer(300); len(*p) != 300 || cap(*p) > 600 {
-		t.Fatalf("asked for 300 bytes, got a buffer of %d (capacity %d)", len(*p), cap(*p))
+	// Buffers wait to be reused at a size close to their own, for
+	// bufferIdle, within maxBufferBytes.
+	defer func(d time.Duration) { bufferIdle = d }(bufferIdle)
+	bufferIdle = time.Hour
+	var l bufferList
+	big := l.get(1000)
+	l.put(big)
+	if p := l.get(300); len(*p) != 300 || p == big {
+		t.Fatalf("asked for 300 bytes, got %d, or the buffer of 1000", len(*p))
 	}
-	if p := getObjectBuffer(900); len(*p) != 900 {
-		t.Fatalf("asked for 900 bytes, got %d", len(*p))
+	if p := l.get(900); len(*p) != 900 || p != big {
+		t.Fatalf("asked for 900 bytes, got %d, or not the buffer of 1000 that waits", len(*p))
 	}
-	if getObjectBuffer(0) != nil || getObjectBuffer(1<<31) != nil {
+	if l.get(0) != nil || l.get(1<<31) != nil {
 		t.Fatal("a buffer of 0 or 2^31 bytes")
+	}
+	a, b, c := l.get(maxBufferBytes/2), l.get(maxBufferBytes/2), l.get(maxBufferBytes/2)
+	l.put(a)
+	l.put(b)
+	l.put(c)
+	if l.bytes > maxBufferBytes || len(l.list) != 2 || l.list[0].b != b || l.list[1].b != c {
+		t.Fatalf("%d buffers of %d bytes wait (the oldest dropped?), over %d", len(l.list), l.bytes, maxBufferBytes)
+	}
+	l.get(maxBufferBytes / 2)
+	l.get(maxBufferBytes / 2)
+	bufferIdle = time.Millisecond
+	l = bufferList{}
+	l.put(l.get(10))
+	time.Sleep(50 * time.Millisecond)
+	l.mu.Lock()
+	waiting := len(l.list)
+	l.mu.Unlock()
+	if waiting != 0 {
+		t.Fatalf("%d buffers still wait after their idle time", waiting)
 	}
 }
 

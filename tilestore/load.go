@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"sync"
 
 	"gocloud.dev/gcerrors"
 
@@ -158,15 +157,15 @@ func (s *Store) fetchObject(ctx context.Context, m *Manifest, o Object, groups [
 	var ra io.ReaderAt
 	free := func() {}
 	if groups == nil {
-		buf := getObjectBuffer(o.Bytes + 1)
+		buf := objectBuffers.get(o.Bytes + 1)
 		data, err := s.readObjectInto(ctx, m, o, buf)
 		if err != nil {
-			putObjectBuffer(buf)
+			objectBuffers.put(buf)
 			return nil, err
 		}
 		s.bytesRead.Add(int64(len(data)))
 		ra = bytes.NewReader(data)
-		free = func() { putObjectBuffer(buf) }
+		free = func() { objectBuffers.put(buf) }
 	} else {
 		f, err := s.readRowGroups(ctx, m, o, groups)
 		if err != nil {
@@ -187,48 +186,6 @@ func (s *Store) fetchObject(ctx context.Context, m *Manifest, o Object, groups [
 		free()
 	}
 	return ob, nil
-}
-
-// objectBuffers holds the buffers whole-object reads read into, for the
-// next load: a fresh buffer costs a clearing pass and page faults (a
-// fourteenth of the CPU of a materialized query of the 1M sample). Decoding
-// copies every value out of an object's bytes, so its buffer is free once
-// the load has decoded it.
-var objectBuffers sync.Pool // of *[]byte
-
-// poisonObjectBuffers, set by tests, overwrites a buffer when it is freed,
-// so that a reader of a freed buffer reads junk.
-var poisonObjectBuffers bool
-
-// getObjectBuffer returns a buffer of n bytes (of objectBuffers when one of
-// a close enough size waits there), to give back with putObjectBuffer; nil
-// when n is not a length a buffer can have.
-func getObjectBuffer(n int64) *[]byte {
-	if n <= 0 || n >= 1<<31 {
-		return nil
-	}
-	if p, _ := objectBuffers.Get().(*[]byte); p != nil {
-		if c := int64(cap(*p)); c >= n && c <= 2*n {
-			*p = (*p)[:n]
-			return p
-		}
-		objectBuffers.Put(p) // for a load of objects of its size
-	}
-	b := make([]byte, n)
-	return &b
-}
-
-func putObjectBuffer(p *[]byte) {
-	if p == nil {
-		return
-	}
-	if poisonObjectBuffers {
-		b := (*p)[:cap(*p)]
-		for i := range b {
-			b[i] = 0xa5
-		}
-	}
-	objectBuffers.Put(p)
 }
 
 // newSet returns an empty set whose present columns are non-nil.
