@@ -294,6 +294,7 @@ func (w *pageWriter) startDictionary(vals []int64) bool {
 	w.rank = slices.Grow(w.rank[:0], int(span))[:span]
 	clear(w.rank)
 	inv := 1 / float64(width)
+	d := 0 // distinct starts so far: the group gives up at the first too many
 	for i, v := range vals {
 		// Starts are whole buckets apart: the quotient is exact, checked.
 		x := uint64(v) - uint64(lo)
@@ -302,14 +303,12 @@ func (w *pageWriter) startDictionary(vals []int64) bool {
 			return false // not on the grid: deltas store anything
 		}
 		w.ids[i] = int32(q)
-		w.rank[q] = 1
-	}
-	d := 0
-	for _, used := range w.rank {
-		d += int(used)
-	}
-	if d*16 > n {
-		return false
+		if w.rank[q] == 0 {
+			w.rank[q] = 1
+			if d++; d*16 > n {
+				return false
+			}
+		}
 	}
 	w.dict = w.dict[:0]
 	for q, used := range w.rank {
