@@ -1,7 +1,6 @@
 package tilestore
 
 import (
-	"bytes"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go/encoding/delta"
 	"github.com/parquet-go/parquet-go/encoding/rle"
-	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -26,8 +24,6 @@ import (
 type chunkReader struct {
 	raw, page, dict []byte
 	ids             []int32
-	header          bytes.Reader
-	dec             *thrift.Decoder // of page headers, from header
 }
 
 // int64s decodes INT64 chunk md of object ob into dst, which holds its rows.
@@ -73,35 +69,30 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 	if err != nil {
 		return false, err
 	}
-	if ph.Type == format.DictionaryPage {
-		dh, ok := ph.DictionaryPageHeader.Get()
-		if !ok || (dh.Encoding != format.Plain && dh.Encoding != format.PlainDictionary) {
+	if ph.typ == format.DictionaryPage {
+		if !ph.dict || (ph.dictEncoding != format.Plain && ph.dictEncoding != format.PlainDictionary) {
 			return false, nil
 		}
-		if dict, err = decompress(&r.dict, md.Codec, body, int(ph.UncompressedPageSize), true); err != nil {
+		if dict, err = decompress(&r.dict, md.Codec, body, int(ph.uncompressed), true); err != nil {
 			return false, err
 		}
-		if len(dict) != 8*int(dh.NumValues) {
-			return false, fmt.Errorf("dictionary page holds %d bytes for %d values", len(dict), dh.NumValues)
+		if len(dict) != 8*int(ph.dictValues) {
+			return false, fmt.Errorf("dictionary page holds %d bytes for %d values", len(dict), ph.dictValues)
 		}
 		if ph, body, rest, err = r.next(rest); err != nil {
 			return false, err
 		}
 	}
-	dh, ok := ph.DataPageHeaderV2.Get()
-	if ph.Type != format.DataPageV2 || !ok || len(rest) != 0 || dh.NumNulls != 0 ||
-		dh.DefinitionLevelsByteLength != 0 || dh.RepetitionLevelsByteLength != 0 {
+	if ph.typ != format.DataPageV2 || !ph.v2 || len(rest) != 0 || ph.numNulls != 0 ||
+		ph.defLength != 0 || ph.repLength != 0 {
 		return false, nil // another layout: one for parquet-go
 	}
-	if dh.NumValues != int32(rows) || dh.NumRows != int32(rows) {
-		return false, fmt.Errorf("page holds %d values, the row group %d rows", dh.NumValues, rows)
+	if ph.numValues != int32(rows) || ph.numRows != int32(rows) {
+		return false, fmt.Errorf("page holds %d values, the row group %d rows", ph.numValues, rows)
 	}
-	compressed := md.Codec == format.Snappy
-	if v, set := dh.IsCompressed.Get(); set && !v {
-		compressed = false
-	}
+	compressed := md.Codec == format.Snappy && ph.isCompressed
 	switch {
-	case dh.Encoding == format.Plain && dict == nil:
+	case ph.encoding == format.Plain && dict == nil:
 		if compressed {
 			if n, err := s2.DecodedLen(body); err != nil || n != len(out) {
 				return false, fmt.Errorf("page of %d values decompresses to %d bytes (%v)", rows, n, err)
@@ -116,8 +107,8 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 		}
 		copy(out, body)
 		return true, nil
-	case dh.Encoding == format.DeltaBinaryPacked && ints && dict == nil:
-		page, err := decompress(&r.page, md.Codec, body, int(ph.UncompressedPageSize), compressed)
+	case ph.encoding == format.DeltaBinaryPacked && ints && dict == nil:
+		page, err := decompress(&r.page, md.Codec, body, int(ph.uncompressed), compressed)
 		if err != nil {
 			return false, err
 		}
@@ -130,8 +121,8 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 			return false, fmt.Errorf("page holds %d values, the row group %d rows", len(got), rows)
 		}
 		return true, nil
-	case (dh.Encoding == format.RLEDictionary || dh.Encoding == format.PlainDictionary) && dict != nil:
-		page, err := decompress(&r.page, md.Codec, body, int(ph.UncompressedPageSize), compressed)
+	case (ph.encoding == format.RLEDictionary || ph.encoding == format.PlainDictionary) && dict != nil:
+		page, err := decompress(&r.page, md.Codec, body, int(ph.uncompressed), compressed)
 		if err != nil {
 			return false, err
 		}
@@ -162,21 +153,17 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 
 // next splits the page at the front of b into its header, its body (its
 // CRC checked) and what follows.
-func (r *chunkReader) next(b []byte) (ph format.PageHeader, body, rest []byte, err error) {
-	r.header.Reset(b)
-	if r.dec == nil {
-		r.dec = thrift.NewDecoder(new(thrift.CompactProtocol).NewReader(&r.header))
-	}
-	if err := r.dec.Decode(&ph); err != nil {
+func (r *chunkReader) next(b []byte) (ph pageHeader, body, rest []byte, err error) {
+	at, err := decodePageHeader(b, &ph)
+	if err != nil {
 		return ph, nil, nil, fmt.Errorf("decode a page header: %w", err)
 	}
-	at := len(b) - r.header.Len()
-	n := int(ph.CompressedPageSize)
-	if n < 0 || n > len(b)-at || ph.UncompressedPageSize < 0 {
+	n := int(ph.compressed)
+	if n < 0 || n > len(b)-at || ph.uncompressed < 0 {
 		return ph, nil, nil, fmt.Errorf("page of %d bytes in %d", n, len(b)-at)
 	}
 	body = b[at : at+n]
-	if ph.CRC != 0 && uint32(ph.CRC) != crc32.ChecksumIEEE(body) {
+	if ph.hasCRC && uint32(ph.crc) != crc32.ChecksumIEEE(body) {
 		return ph, nil, nil, fmt.Errorf("page CRC mismatch")
 	}
 	return ph, body, b[at+n:], nil
