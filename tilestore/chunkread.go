@@ -1,9 +1,9 @@
 package tilestore
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"unsafe"
 
 	"github.com/klauspost/compress/s2"
@@ -47,7 +47,7 @@ func (r *chunkReader) float64s(ob *openObject, md *format.ColumnMetaData, dst []
 // bytes; ints says they are INT64 (which may be delta-encoded).
 func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byte, ints bool) (bool, error) {
 	rows := len(out) / 8
-	if ob.ra == nil || md.NumValues != int64(rows) || rows == 0 ||
+	if !littleEndian || ob.ra == nil || md.NumValues != int64(rows) || rows == 0 ||
 		(md.Codec != format.Snappy && md.Codec != format.Uncompressed) {
 		return false, nil
 	}
@@ -60,8 +60,8 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 		return false, nil
 	}
 	r.raw = growBytes(r.raw, int(size))
-	if _, err := ob.ra.ReadAt(r.raw, start); err != nil && err != io.EOF {
-		return false, err
+	if n, err := ob.ra.ReadAt(r.raw, start); n != len(r.raw) {
+		return false, fmt.Errorf("column chunk of bytes [%d, %d): read %d bytes: %v", start, start+size, n, err)
 	}
 	chunk := r.raw
 	var dict []byte // PLAIN values of the dictionary page, if any
@@ -134,8 +134,9 @@ func (r *chunkReader) fixed(ob *openObject, md *format.ColumnMetaData, out []byt
 		}
 		if uintptr(unsafe.Pointer(unsafe.SliceData(dict)))%8 != 0 {
 			// An uncompressed dictionary page lies anywhere in the chunk:
-			// align its values to read them as words.
-			r.dict = append(r.dict[:0], dict...)
+			// align its values (growBytes aligns) to read them as words.
+			r.dict = growBytes(r.dict, len(dict))
+			copy(r.dict, dict)
 			dict = r.dict
 		}
 		words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(dict))), len(dict)/8)
@@ -189,10 +190,17 @@ func decompress(buf *[]byte, codec format.CompressionCodec, body []byte, size in
 	return out, nil
 }
 
-// grow returns b with length n, reusing its memory when large enough.
+// growBytes returns b with length n, reusing its memory when large
+// enough; new memory is aligned to 8 bytes, for reading as words.
 func growBytes(b []byte, n int) []byte {
 	if cap(b) < n {
-		return make([]byte, n, n+n/4)
+		words := make([]uint64, (n+n/4+7)/8)
+		b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), 8*len(words))
 	}
 	return b[:n]
 }
+
+// littleEndian reports whether the machine stores words as Parquet does:
+// the chunk reader reads values as words, and leaves the chunks of other
+// machines to parquet-go.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1

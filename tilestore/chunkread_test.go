@@ -89,6 +89,16 @@ func TestChunkReader(t *testing.T) {
 		if _, err := cr.float64s(badOb, md, dst); err == nil {
 			t.Fatalf("string keys %v: a damaged page decoded", stringKeys)
 		}
+		// A chunk the reader cannot read whole is an error, after a chunk
+		// of the same size left its bytes in the reader's buffer.
+		short := *ob
+		short.ra = bytes.NewReader(data[:md.DataPageOffset+md.TotalCompressedSize-1])
+		if ok, err := cr.float64s(ob, md, dst); !ok || err != nil {
+			t.Fatalf("string keys %v: %v, %v", stringKeys, ok, err)
+		}
+		if _, err := cr.float64s(&short, md, dst); err == nil {
+			t.Fatalf("string keys %v: a chunk cut short decoded", stringKeys)
+		}
 	}
 	// Chunks in parquet-go's own layout are left to it.
 	set := setOf(aggregate.NeedCount|aggregate.NeedSum, false, manyGroupRows(aggregate.NeedCount|aggregate.NeedSum, false, 20, 60, 1))
