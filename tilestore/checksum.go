@@ -29,12 +29,25 @@ func crc32cHex(b []byte) string {
 // where it has one, else a SHA-256.
 type recordedSum struct{ crc, sha string }
 
-// valid reports whether the record holds a checksum of the right length.
+// valid reports whether the record holds a checksum: 8 hex digits of
+// CRC-32C, or 64 of SHA-256.
 func (r recordedSum) valid() bool {
 	if r.crc != "" {
-		return len(r.crc) == 8
+		return isHex(r.crc, 8)
 	}
-	return len(r.sha) == 64
+	return isHex(r.sha, 64)
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // mismatch returns "" when b matches the record, else what differs, as

@@ -540,17 +540,19 @@ func TestFooterCache(t *testing.T) {
 	equalRows(t, "load once given back", mustLoad(t, s, "f", everything, nil), rows)
 	parsed(2)
 	// An object of the same name and another checksum is parsed anew, and
-	// leaves the entry alone.
+	// takes the entry's place.
 	other := o
 	other.CRC32C = "00000000"
-	ob, err := s.openTileObject(m, other, bytes.NewReader(data), nil)
-	if err != nil {
-		t.Fatal(err)
+	for range 2 {
+		ob, err := s.openTileObject(m, other, bytes.NewReader(data), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ob.free()
 	}
-	ob.free()
 	parsed(3)
 	mustLoad(t, s, "f", everything, nil)
-	parsed(3)
+	parsed(4)
 	// Concurrent loads.
 	var wg sync.WaitGroup
 	for range 4 {
@@ -568,15 +570,41 @@ func TestFooterCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Footers beyond the bound are parsed for each load.
+	// With room for one footer, a load of another object evicts the
+	// least recently used, unless a load holds it; a footer beyond the
+	// bound is parsed for each load.
 	defer func(n int64) { maxFooterBytes = n }(maxFooterBytes)
-	maxFooterBytes = 0
+	maxFooterBytes = o.Bytes - o.Footer
 	m2 := mustCommit(t, s, Commit{TileSet: "g", Needs: needs, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, false, rows)})
-	before := s.footersParsed.Load()
-	for range 2 {
-		if _, err := s.Load(ctx, m2, everything, nil); err != nil {
-			t.Fatal(err)
+	loads := func(m *Manifest, n int) {
+		t.Helper()
+		for range n {
+			if _, err := s.Load(ctx, m, everything, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	parsed(before + 2)
+	base := s.footersParsed.Load() // the concurrent loads parsed some
+	loads(m, 1)
+	parsed(base)
+	loads(m2, 3) // evicts f's entry
+	parsed(base + 1)
+	loads(m, 2) // evicts g's
+	parsed(base + 2)
+	held, err = s.openTileObject(m, o, bytes.NewReader(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loads(m2, 2) // f's is held: g's are parsed for their loads alone
+	parsed(base + 4)
+	held.free()
+	loads(m, 1)
+	parsed(base + 4)
+	if len(s.footers.files) != 1 || s.footers.bytes > maxFooterBytes {
+		t.Fatalf("%d entries of %d footer bytes, over %d", len(s.footers.files), s.footers.bytes, maxFooterBytes)
+	}
+	maxFooterBytes = 0
+	m3 := mustCommit(t, s, Commit{TileSet: "h", Needs: needs, Grid: hourGrid, Cover: Range{0, 30 * hour}, Tiles: setOf(needs, false, rows)})
+	loads(m3, 2)
+	parsed(base + 6)
 }

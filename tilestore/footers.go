@@ -1,29 +1,33 @@
 package tilestore
 
 import (
+	"fmt"
 	"io"
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
 )
 
-// footers keeps the parsed footers of the tile objects a store loaded last,
-// for the next load of the same objects: parsing one (parquet-go decodes
-// the metadata of every column chunk by reflection) took a twentieth of
-// the CPU of a materialized query of the 1M sample, and its many small
-// allocations made the collector run more often. Objects never change
-// once written, and an entry is used only for an object of the same name
-// and checksum in the same tile set, after its bytes were checked: a
-// footer parsed from bytes of that checksum.
+// footers keeps the parsed footers of the tile objects a store loaded
+// last, for the next load of the same objects: parsing one (parquet-go
+// decodes the metadata of every column chunk by reflection) took a
+// twentieth of the CPU of a materialized query of the 1M sample, and its
+// many small allocations made the collector run more often. Objects never
+// change once written, and an entry is used only for an object of the same
+// name, size, checksums and footer offset in the same tile set, after its
+// bytes were checked: a footer parsed from the same bytes. When a new
+// footer would exceed the bound, the least recently used entries that no
+// load holds make room.
 type footers struct {
 	mu    sync.Mutex
 	files map[string]*footer // by tile set and object name
 	bytes int64              // footer bytes of the entries, for the bound
+	clock uint64             // counts uses, for the least recently used
 }
 
 // maxFooterBytes bounds the footer bytes of the entries of footers (the
 // parsed metadata takes a few times as much); an object whose footer
-// would exceed it is parsed for its load alone. A variable for tests.
+// alone exceeds it is parsed for its load alone. A variable for tests.
 var maxFooterBytes int64 = 16 << 20
 
 // footer is a parsed footer. Its file reads through r, which a load points
@@ -31,11 +35,46 @@ var maxFooterBytes int64 = 16 << 20
 // load at a time (busy); another load of the object meanwhile parses the
 // footer again.
 type footer struct {
-	sum   string // the object's checksum, which its bytes had
+	sum   string // what identifies the object's bytes
 	f     *parquet.File
 	r     *swapReader
 	bytes int64
 	busy  bool
+	used  uint64 // the clock at its last use
+}
+
+// makeRoom drops the entry of key, if any (it holds another object's
+// footer, and no load holds it), then the least recently used entries no
+// load holds until a footer of size bytes fits; it reports false, dropping
+// none but key's, when that cannot be done. The caller holds c.mu.
+func (c *footers) makeRoom(key string, size int64) bool {
+	if e := c.files[key]; e != nil {
+		delete(c.files, key)
+		c.bytes -= e.bytes
+	}
+	if size > maxFooterBytes {
+		return false
+	}
+	idle := int64(0)
+	for _, e := range c.files {
+		if !e.busy {
+			idle += e.bytes
+		}
+	}
+	if c.bytes-idle+size > maxFooterBytes {
+		return false
+	}
+	for c.bytes+size > maxFooterBytes {
+		var oldest string
+		for k, e := range c.files {
+			if !e.busy && (oldest == "" || e.used < c.files[oldest].used) {
+				oldest = k
+			}
+		}
+		c.bytes -= c.files[oldest].bytes
+		delete(c.files, oldest)
+	}
+	return true
 }
 
 // swapReader reads through whatever reader the load of the moment set.
@@ -48,16 +87,18 @@ func (r *swapReader) ReadAt(p []byte, off int64) (int, error) { return r.ra.Read
 // footer back.
 func (s *Store) openTileObject(m *Manifest, o Object, ra io.ReaderAt, groups []bool) (*openObject, error) {
 	key := m.TileSet + "/" + o.Name
-	sum := o.sum().crc + o.sum().sha
+	sum := fmt.Sprintf("%s %s %s %s %d %d", o.CRC32C, o.SHA256, o.FooterCRC32C, o.FooterSHA256, o.Footer, o.Bytes)
+	size := o.Bytes - o.Footer
 	c := &s.footers
 	c.mu.Lock()
+	c.clock++
 	e := c.files[key]
 	switch {
 	case e != nil && e.sum == sum && !e.busy:
-		e.busy = true
-	case e == nil && o.Bytes-o.Footer > 0 && c.bytes+o.Bytes-o.Footer <= maxFooterBytes:
+		e.busy, e.used = true, c.clock
+	case (e == nil || !e.busy) && o.Footer > 0 && size > 0 && c.makeRoom(key, size):
 		// Parsed below; claimed meanwhile.
-		e = &footer{sum: sum, r: &swapReader{}, bytes: o.Bytes - o.Footer, busy: true}
+		e = &footer{sum: sum, r: &swapReader{}, bytes: size, busy: true, used: c.clock}
 		if c.files == nil {
 			c.files = map[string]*footer{}
 		}

@@ -21,16 +21,18 @@ import (
 // does not hold.
 var ErrMissingObject = errors.New("tile object is missing")
 
-// ErrChecksum reports a tile object whose size or SHA-256 differs from the
-// manifest's record.
+// ErrChecksum reports a tile object whose size or checksum (CRC-32C, or
+// SHA-256 for objects of schema version 1) differs from the manifest's
+// record.
 var ErrChecksum = errors.New("tile object does not match its checksum")
 
 // Load reads the tiles of manifest m whose bucket start lies in r (r.From and
 // r.To may be math.MinInt64 and math.MaxInt64), reading only objects, and
 // within them only row groups, that overlap r and, with a key filter, may hold
 // a selected key. Whatever is read is verified before it is decoded: a whole
-// object against its size and SHA-256, a row group (ranged read) and the
-// footer against their own SHA-256; a mismatch is an error naming the object.
+// object against its size and CRC-32C, a row group (ranged read) and the
+// footer against their own (SHA-256s in objects of schema version 1); a
+// mismatch is an error naming the object.
 // keep, when non-nil, selects keys; it is consulted once per distinct key of
 // each object. The result is sorted by (key, Start). Load stops with ctx's
 // error when ctx is done.

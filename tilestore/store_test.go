@@ -486,3 +486,58 @@ func TestManifestParsedOnce(t *testing.T) {
 		t.Fatalf("after a commit read version %d coverage %v, want %d %v", got.Version, got.Coverage, m2.Version, m2.Coverage)
 	}
 }
+
+// TestDecodeManifestChecksums checks that a manifest whose objects lack a
+// readable checksum is refused as damaged, and that objects of schema
+// version 1, with SHA-256s alone, are read.
+func TestDecodeManifestChecksums(t *testing.T) {
+	needs := aggregate.NeedCount
+	set := setOf(needs, false, manyGroupRows(needs, false, 50, 50, 1))
+	data, o, err := encodeObject("x.parquet", set, 0, set.Len(), hour)
+	if err != nil || len(o.RowGroups) < 2 {
+		t.Fatalf("%d row groups, %v", len(o.RowGroups), err)
+	}
+	m := &Manifest{TileSet: "c", Version: 1, Needs: needs, Grid: hourGrid, Objects: []Object{o}, Coverage: []Range{{0, 50 * hour}}}
+	v1 := o
+	v1.CRC32C, v1.FooterCRC32C, v1.FooterSHA256 = "", "", sha256Hex(data[o.Footer:])
+	v1.RowGroups = slices.Clone(o.RowGroups)
+	for i, g := range v1.RowGroups {
+		v1.RowGroups[i].CRC32C, v1.RowGroups[i].SHA256 = "", sha256Hex(data[g.Offset:g.Offset+g.Length])
+	}
+	for _, c := range []struct {
+		name string
+		edit func(o *Object)
+		bad  string // "" when the manifest reads
+	}{
+		{"as written", func(*Object) {}, ""},
+		{"schema 1", func(o *Object) { *o = v1 }, ""},
+		{"object crc32c not hex", func(o *Object) { o.CRC32C = "zzzzzzzz" }, "crc32c"},
+		{"object crc32c short", func(o *Object) { o.CRC32C = "abc" }, "crc32c"},
+		{"no footer checksum", func(o *Object) { o.FooterCRC32C = "" }, "footer_crc32c"},
+		{"row group crc32c not hex", func(o *Object) {
+			o.RowGroups = slices.Clone(o.RowGroups)
+			o.RowGroups[1].CRC32C = "0123456g"
+		}, "row_groups[1]"},
+		{"row group without checksum", func(o *Object) {
+			o.RowGroups = slices.Clone(o.RowGroups)
+			o.RowGroups[0].CRC32C = ""
+		}, "row_groups[0]"},
+	} {
+		mm := *m
+		mm.Objects = []Object{o}
+		c.edit(&mm.Objects[0])
+		b, err := encodeManifest(&mm, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := decodeManifest("v.json", b)
+		switch {
+		case c.bad == "" && err != nil:
+			t.Fatalf("%s: %v", c.name, err)
+		case c.bad == "" && !reflect.DeepEqual(got.Objects, mm.Objects):
+			t.Fatalf("%s: read %+v, wrote %+v", c.name, got.Objects, mm.Objects)
+		case c.bad != "" && (err == nil || !strings.Contains(err.Error(), c.bad) || !strings.Contains(err.Error(), "damaged")):
+			t.Fatalf("%s: %v; want an error naming %s", c.name, err, c.bad)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func (s *Store) Verify(ctx context.Context, tileSet string) ([]Problem, error) {
 		// ranged reads use.
 		if o.CRC32C != "" {
 			if bad := (recordedSum{sha: o.SHA256}).mismatch(data); bad != "" {
-				add(o.Name, "%s (the CRC-32C matches: the manifest is damaged)", bad)
+				add(o.Name, "%s, while the CRC-32C matches: the object or the manifest is damaged", bad)
 			}
 		}
 		if len(o.RowGroups) > 0 {

@@ -14,11 +14,12 @@ func newVerify(g *globals) *cobra.Command {
 		Use:   "verify",
 		Short: "Check every tile object against its manifest: sizes, checksums, order, coverage",
 		Long: `verify reads the newest manifest of every tile set (or of --tile-set) and every
-object it lists, whole, and checks each object's size, SHA-256 and CRC-32C,
-the row group and footer checksums ranged reads rely on, that its tiles
-decode, are sorted and lie inside its recorded range and the coverage, that
-no tile is held twice, and that the coverage has no overlaps. It prints one line per problem, naming the
-tile set and the object, and exits with status 1 when it found any.`,
+object it lists, whole, and checks each object's size, SHA-256 and CRC-32C
+(where recorded), the row group and footer checksums ranged reads rely on,
+that its tiles decode, are sorted and lie inside its recorded range and the
+coverage, that no tile is held twice, and that the coverage has no
+overlaps. It prints one line per problem, naming the tile set and the
+object, and exits with status 1 when it found any.`,
 		Example: `  tessera aggregate verify
   tessera aggregate verify --tile-set transactions.user_id.amount.4h-1a2b3c4d`,
 		Args: cobra.NoArgs,
