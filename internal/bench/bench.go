@@ -275,6 +275,29 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 			}
 		}
 	}
+	// The window ratios: the three windows' materialized queries in turn,
+	// so that each is timed in the same state of the process and host (run
+	// as steps, one after another's exact query, the first of them caught
+	// the process settling after it, and ran 30% slower at 1M).
+	windows := &windowCost{}
+	byWindow := map[string][]float64{}
+	for windows.rounds < 3 || windows.rounds < 15 && slices.Min([]float64{sum(byWindow["7d"]), sum(byWindow["30d"]), sum(byWindow["all"])}) < 1 {
+		for _, w := range []string{"7d", "30d", "all"} {
+			ref, err := feature.ParseRef("user.amount_sum[" + w + "]")
+			if err != nil {
+				return nil, err
+			}
+			eng := &offline.Engine{Config: cfg, Events: &offline.FileEvents{Config: cfg}, Tiles: store}
+			runtime.GC()
+			start := time.Now()
+			if _, err := tessera.QueryByKey(ctx, eng, []feature.Ref{ref}, times, func(*feature.Feature) (string, tile.Keys, error) { return "user_id", keys, nil }, offline.Options{Materialized: true}); err != nil {
+				return nil, fmt.Errorf("query materialized sum %s: %w", w, err)
+			}
+			byWindow[w] = append(byWindow[w], time.Since(start).Seconds())
+		}
+		windows.rounds++
+	}
+	windows.d7, windows.d30, windows.all = median(byWindow["7d"]), median(byWindow["30d"]), median(byWindow["all"])
 	man, err := store.Manifest(ctx, ts.ID)
 	if err != nil {
 		return nil, err
@@ -294,7 +317,7 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 		}
 		rows = append(rows, peer...)
 	}
-	summarize(opt.Out, rows, man.Rows(), tileBytes, eventBytes)
+	summarize(opt.Out, rows, windows, man.Rows(), tileBytes, eventBytes)
 	return rows, nil
 }
 
@@ -353,7 +376,30 @@ func prepare(opt Options) error {
 	return os.WriteFile(marker, []byte(opt.Scale.Name), 0o644)
 }
 
-func summarize(w io.Writer, rows []Row, tiles, tileBytes, eventBytes int64) {
+// windowCost holds the median times of the materialized sum over 7d, 30d
+// and all, run in turn for rounds rounds.
+type windowCost struct {
+	d7, d30, all float64
+	rounds       int
+}
+
+func sum(xs []float64) float64 {
+	t := 0.0
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
+}
+
+func summarize(w io.Writer, rows []Row, windows *windowCost, tiles, tileBytes, eventBytes int64) {
 	find := func(step, mode, windows string) *Row {
 		for i := range rows {
 			if rows[i].Step == step && rows[i].Mode == mode && (windows == "" || rows[i].Windows == windows) {
@@ -372,8 +418,9 @@ func summarize(w io.Writer, rows []Row, tiles, tileBytes, eventBytes int64) {
 			fmt.Fprintf(w, "%s: exact sweep %.1fx naive, materialized %.1fx exact, %.1fx naive\n", set, ex.Rate()/nv.Rate(), mat.Rate()/ex.Rate(), mat.Rate()/nv.Rate())
 		}
 	}
-	if m7, m30, mall := find("query", "materialized", "sum 7d"), find("query", "materialized", "sum 30d"), find("query", "materialized", "sum all"); m7 != nil && m30 != nil && mall != nil {
-		fmt.Fprintf(w, "materialized cost vs window: 30d/7d = %.2f, all/7d = %.2f (time ratios)\n", m30.Seconds/m7.Seconds, mall.Seconds/m7.Seconds)
+	if windows != nil && windows.d7 > 0 {
+		fmt.Fprintf(w, "materialized cost vs window: 30d/7d = %.2f, all/7d = %.2f (time ratios; medians of %d rounds of the three in turn: %.3fs, %.3fs, %.3fs)\n",
+			windows.d30/windows.d7, windows.all/windows.d7, windows.rounds, windows.d7, windows.d30, windows.all)
 	}
 	fmt.Fprintf(w, "tiles: %d tiles, %s on disk vs %s of event Parquet (%.2fx)\n", tiles, mib(tileBytes), mib(eventBytes), float64(tileBytes)/float64(eventBytes))
 	summarizePeer(w, rows)
