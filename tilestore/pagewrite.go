@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/parquet-go/parquet-go"
@@ -185,10 +186,9 @@ func (w *pageWriter) column(ts *tile.Set, leaf leafColumn, a, b int) (format.Col
 		minV, maxV = binary.LittleEndian.AppendUint64(nil, uint64(lo)), binary.LittleEndian.AppendUint64(nil, uint64(hi))
 	default:
 		vals := leaf.floats(ts)[a:b]
-		w.plain = w.plain[:0]
+		w.plain = plainDoubles(w.plain, vals)
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for _, v := range vals {
-			w.plain = binary.LittleEndian.AppendUint64(w.plain, math.Float64bits(v))
 			if v == v { // statistics leave NaN out
 				lo, hi = min(lo, v), max(hi, v)
 			}
@@ -441,4 +441,20 @@ func templateOf(needs aggregate.Needs, stringKeys bool) (*template, error) {
 	t.sorting = thrift.Slice[format.SortingColumn]{{ColumnIdx: int32(index[colKey])}, {ColumnIdx: int32(index[colStart])}}
 	templates.Store(k, t)
 	return t, nil
+}
+
+// plainDoubles returns vals as PLAIN values (little-endian words) in buf:
+// a copy of their memory where the machine is little-endian (appending
+// each word took 5 ns a value, 2% of a 20M backfill's CPU).
+func plainDoubles(buf []byte, vals []float64) []byte {
+	n := 8 * len(vals)
+	buf = slices.Grow(buf[:0], n)[:n]
+	if littleEndian {
+		copy(buf, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vals))), n))
+		return buf
+	}
+	for i, v := range vals {
+		binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+	}
+	return buf
 }
