@@ -248,6 +248,8 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		intKeys []int64
 		strKeys []string
 	)
+	cr := chunkReaders.Get().(*chunkReader)
+	defer chunkReaders.Put(cr)
 	if m.StringKeys {
 		strKeys = out.Keys.Str[lo:hi]
 		if err := readStrings(chunks[ob.cols.key], strKeys); err != nil {
@@ -256,16 +258,11 @@ func decodeRowGroup(u *decodeUnit, opt decodeOptions, out *tile.Set) {
 		}
 	} else {
 		intKeys = out.Keys.Int[lo:hi]
-		cr := chunkReaders.Get().(*chunkReader)
-		err := readInt64Chunk(cr, ob, gi, ob.cols.key, chunks[ob.cols.key], intKeys)
-		chunkReaders.Put(cr)
-		if err != nil {
+		if err := readInt64Chunk(cr, ob, gi, ob.cols.key, chunks[ob.cols.key], intKeys); err != nil {
 			fail(colKey, fmt.Errorf("%w (does the tile set use string keys?)", err))
 			return
 		}
 	}
-	cr := chunkReaders.Get().(*chunkReader)
-	defer chunkReaders.Put(cr)
 	start := out.Start[lo:hi]
 	for _, c := range []struct {
 		dst  []int64

@@ -195,13 +195,8 @@ func (r *headerReader) skipElem(typ byte, depth int) {
 func decodePageHeader(b []byte, ph *pageHeader) (int, error) {
 	*ph = pageHeader{isCompressed: true}
 	r := &headerReader{b: b}
-	var last int16
 	var seen uint8 // required fields 1-3
-	for r.err == nil {
-		id, typ := r.field(&last)
-		if typ == tcStop || r.err != nil {
-			break
-		}
+	r.fields(0, func(id int16, typ byte) bool {
 		switch {
 		case id == 1 && typ == tcI32:
 			ph.typ = format.PageType(r.i32())
@@ -216,60 +211,62 @@ func decodePageHeader(b []byte, ph *pageHeader) (int, error) {
 			ph.crc, ph.hasCRC = r.i32(), true
 		case id == 7 && typ == tcStruct:
 			ph.dict = true
-			r.dictionaryHeader(ph)
+			r.fields(1, func(id int16, typ byte) bool {
+				switch {
+				case id == 1 && typ == tcI32:
+					ph.dictValues = r.i32()
+				case id == 2 && typ == tcI32:
+					ph.dictEncoding = format.Encoding(r.i32())
+				default:
+					return false
+				}
+				return true
+			})
 		case id == 8 && typ == tcStruct:
 			ph.v2 = true
-			r.dataHeaderV2(ph)
+			r.fields(1, func(id int16, typ byte) bool {
+				switch {
+				case id == 1 && typ == tcI32:
+					ph.numValues = r.i32()
+				case id == 2 && typ == tcI32:
+					ph.numNulls = r.i32()
+				case id == 3 && typ == tcI32:
+					ph.numRows = r.i32()
+				case id == 4 && typ == tcI32:
+					ph.encoding = format.Encoding(r.i32())
+				case id == 5 && typ == tcI32:
+					ph.defLength = r.i32()
+				case id == 6 && typ == tcI32:
+					ph.repLength = r.i32()
+				case id == 7 && (typ == tcTrue || typ == tcFalse):
+					ph.isCompressed = typ == tcTrue
+				default:
+					return false
+				}
+				return true
+			})
 		default:
-			r.skip(typ, 0)
+			return false
 		}
-	}
+		return true
+	})
 	if r.err == nil && seen != 7 {
 		r.err = fmt.Errorf("%w: no type or size", errHeader)
 	}
 	return r.at, r.err
 }
 
-func (r *headerReader) dictionaryHeader(ph *pageHeader) {
+// fields reads the fields of a struct, at nesting depth, up to its end:
+// read reads a field it knows and reports true, else the field is skipped.
+func (r *headerReader) fields(depth int, read func(id int16, typ byte) bool) {
 	var last int16
 	for r.err == nil {
 		id, typ := r.field(&last)
-		switch {
-		case typ == tcStop:
+		if typ == tcStop || r.err != nil {
 			return
-		case id == 1 && typ == tcI32:
-			ph.dictValues = r.i32()
-		case id == 2 && typ == tcI32:
-			ph.dictEncoding = format.Encoding(r.i32())
-		default:
-			r.skip(typ, 1)
 		}
-	}
-}
-
-func (r *headerReader) dataHeaderV2(ph *pageHeader) {
-	var last int16
-	for r.err == nil {
-		id, typ := r.field(&last)
-		switch {
-		case typ == tcStop:
-			return
-		case id == 1 && typ == tcI32:
-			ph.numValues = r.i32()
-		case id == 2 && typ == tcI32:
-			ph.numNulls = r.i32()
-		case id == 3 && typ == tcI32:
-			ph.numRows = r.i32()
-		case id == 4 && typ == tcI32:
-			ph.encoding = format.Encoding(r.i32())
-		case id == 5 && typ == tcI32:
-			ph.defLength = r.i32()
-		case id == 6 && typ == tcI32:
-			ph.repLength = r.i32()
-		case id == 7 && (typ == tcTrue || typ == tcFalse):
-			ph.isCompressed = typ == tcTrue
-		default:
-			r.skip(typ, 1)
+		if !read(id, typ) {
+			r.skip(typ, depth)
 		}
 	}
 }

@@ -142,8 +142,7 @@ func Run(ctx context.Context, opt Options) ([]Row, error) {
 				break
 			}
 		}
-		slices.Sort(times)
-		r := Row{Step: step, Mode: mode, Windows: windows, Rows: n, Seconds: times[len(times)/2], PeakRSS: peak, Note: pending}
+		r := Row{Step: step, Mode: mode, Windows: windows, Rows: n, Seconds: median(times), PeakRSS: peak, Note: pending}
 		pending = ""
 		rows = append(rows, r)
 		note := ""
