@@ -110,11 +110,11 @@ func (p *prefold) weight() int {
 // cells p as they were evicted, as s.summed[d] or s.folded[d], as
 // foldCells does for a partition in memory, and returns how many. The
 // cells stay as they are, for a group built again (see Builder.Parts).
-func (s *spread) foldPrefolded(d int, p *prefold, sc *scratch) int {
+func (s *spread) foldPrefolded(d int, p *prefold) int {
 	if p.states != nil {
-		s.folded[d] = keepStates(p.states, sc, false)
+		s.folded[d] = keepStates(p.states, s.folded[d], false)
 		return len(s.folded[d])
 	}
-	s.summed[d] = keepSums(p.sums, sc, false)
+	s.summed[d] = keepSums(p.sums, s.summed[d], false)
 	return len(s.summed[d])
 }
