@@ -82,7 +82,9 @@ func writeTiles(ts *tile.Set, lo, hi int, width int64, sk *sink) (data []byte, g
 		}
 		rg.TotalCompressedSize = int64(len(w.out)) - start
 		md.RowGroups = append(md.RowGroups, rg)
-		groups = append(groups, span{from: start, to: int64(len(w.out)), rows: int64(b - a)})
+		sp := span{from: start, to: int64(len(w.out)), rows: int64(b - a)}
+		sp.describeGroup(w.out, ts, a, width)
+		groups = append(groups, sp)
 		if emit != nil && len(w.out)-sent >= streamChunk {
 			emit(w.out[sent:])
 			sent = len(w.out)
@@ -122,8 +124,15 @@ type sink struct {
 // tests.)
 var streamChunk = 2 << 20
 
-// span is the bytes [from, to) of an object that hold a row group of rows.
-type span struct{ from, to, rows int64 }
+// span is the bytes [from, to) of an object that hold a row group of rows,
+// and, once described (see describeGroup), the group's record in the
+// manifest and its distinct keys.
+type span struct {
+	from, to, rows int64
+	described      bool
+	group          RowGroup
+	keys           int64
+}
 
 // estimateBytes guesses the size of an object of n tiles of ts with cols
 // columns, from above, so that its buffer seldom grows: the tiles
