@@ -312,11 +312,9 @@ func timeBounds(times []int64, g tile.Grid) (tmin, tmax int64, off int) {
 	scan := func(ts []int64) (lo, hi int64, off int) {
 		lo, hi = math.MaxInt64, math.MinInt64
 		for _, t := range ts {
-			if !g.OnBoundary(t) {
-				off++
-			}
 			lo, hi = min(lo, t), max(hi, t)
 		}
+		off, _ = g.OffBoundaries(ts)
 		return lo, hi, off
 	}
 	if len(times) < 1<<16 || runtime.GOMAXPROCS(0) < 2 {

@@ -24,6 +24,26 @@ func (g Grid) Ceil(ts int64) int64 {
 // OnBoundary reports whether ts is a bucket boundary.
 func (g Grid) OnBoundary(ts int64) bool { return g.Floor(ts) == ts }
 
+// OffBoundaries returns how many of the times ts are not bucket
+// boundaries, and the index of the first of them (-1 when none): what
+// OnBoundary says of each, with a multiplication by the width's inverse
+// where OnBoundary divides. A 64-bit division costs tens of cycles, and a
+// commit checks every tile's start (4.56M in a 20M-event backfill), a query
+// every spine row's time.
+func (g Grid) OffBoundaries(ts []int64) (n, first int) {
+	b := newBucketer(g)
+	first = -1
+	for i, t := range ts {
+		if !b.on(t) {
+			if n == 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -66,6 +86,21 @@ func (b bucketer) of(ts int64) int64 {
 		r -= b.width
 	}
 	return q
+}
+
+// on reports whether ts is a bucket boundary.
+func (b bucketer) on(ts int64) bool {
+	x := ts - b.origin
+	if x > -fastSpan && x < fastSpan {
+		if e := float64(x) * b.inv; e > -nearSpan && e < nearSpan {
+			// e is within one of x/width (see nearSpan): x is a multiple
+			// of the width when what e's integer part leaves of it is
+			// -width, 0 or width.
+			r := x - int64(e)*b.width
+			return r == 0 || r == b.width || r == -b.width
+		}
+	}
+	return x%b.width == 0
 }
 
 // nearSpan bounds the offsets from the origin, in buckets, for which the

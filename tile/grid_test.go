@@ -32,6 +32,13 @@ func checkGrid(t *testing.T, g Grid, ts int64) {
 	if got := g.OnBoundary(ts); got != (f == ts) {
 		t.Fatalf("%+v.OnBoundary(%d) = %v, want %v", g, ts, got, f == ts)
 	}
+	wantN, wantFirst := 0, -1
+	if f != ts {
+		wantN, wantFirst = 1, 0
+	}
+	if n, first := g.OffBoundaries([]int64{ts}); n != wantN || first != wantFirst {
+		t.Fatalf("%+v.OffBoundaries([%d]) = %d, %d, want %d, %d", g, ts, n, first, wantN, wantFirst)
+	}
 }
 
 func TestGridTable(t *testing.T) {
@@ -90,6 +97,40 @@ func TestGridRandom(t *testing.T) {
 		b := refFloor(g, ts)
 		for _, d := range []int64{-1, 0, 1, g.Width, -g.Width} {
 			checkGrid(t, g, b+d)
+		}
+	}
+}
+
+// TestOffBoundaries: over runs of times on and off the boundaries, near
+// the origin and far from it, OffBoundaries counts those OnBoundary says
+// are off and finds the first.
+func TestOffBoundaries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, g := range []Grid{{3600e6, 0}, {7, -3}, {4 * 3600e6, 1_700_000_000e6}, {1, 1 << 60}} {
+		for range 200 {
+			ts := make([]int64, rng.IntN(40))
+			for i := range ts {
+				k := rng.Int64N(1<<20) - 1<<19
+				if rng.IntN(2) == 0 {
+					k = rng.Int64N(1<<40) - 1<<39
+				}
+				ts[i] = g.Origin + k*g.Width
+				if rng.IntN(4) == 0 {
+					ts[i] += rng.Int64N(3) - 1
+				}
+			}
+			wantN, wantFirst := 0, -1
+			for i, x := range ts {
+				if !g.OnBoundary(x) {
+					if wantN == 0 {
+						wantFirst = i
+					}
+					wantN++
+				}
+			}
+			if n, first := g.OffBoundaries(ts); n != wantN || first != wantFirst {
+				t.Fatalf("%+v.OffBoundaries(%v) = %d, %d, want %d, %d", g, ts, n, first, wantN, wantFirst)
+			}
 		}
 	}
 }

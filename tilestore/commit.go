@@ -350,9 +350,17 @@ func (cm *committer) writeSet(ctx context.Context, ts *tile.Set) ([]Object, erro
 // grid, inside its cover, and after the tile before it.
 func checkTiles(c *Commit, ts *tile.Set, lo, hi int) error {
 	g := c.Grid
+	off := -1 // the first tile off the grid, once found
 	for i := lo; i < hi; i++ {
+		if (i-lo)%checkRun == 0 && off < 0 {
+			// A run of starts at a time, checked again below while
+			// they are in the cache.
+			if n, first := g.OffBoundaries(ts.Start[i:min(hi, i+checkRun)]); n > 0 {
+				off = i + first
+			}
+		}
 		st := ts.Start[i]
-		if !g.OnBoundary(st) {
+		if i == off {
 			return fmt.Errorf("tile %d (key %s): start %d is not a bucket boundary of the grid (width %d, origin %d)", i, keyText(ts, i), st, g.Width, g.Origin)
 		}
 		if !c.Cover.Contains(st) {
@@ -364,6 +372,10 @@ func checkTiles(c *Commit, ts *tile.Set, lo, hi int) error {
 	}
 	return nil
 }
+
+// checkRun is the tiles whose starts checkTiles checks against the grid
+// at once.
+const checkRun = 4096
 
 // committer carries one Commit call's state across retries.
 type committer struct {
