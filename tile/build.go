@@ -446,12 +446,26 @@ func (s *Set) stateColumns() (ints []*[]int64, floats []*[]float64) {
 // scratch buffers a backfill frees (slabs, columns, object buffers) all
 // wait as spares for the next.
 func (s *Set) allocScratch(n int) (free func()) {
+	buf, free := hugepage.Scratch[int64](s.words(n))
+	s.allocIn(buf, n)
+	return free
+}
+
+// words returns the 8-byte words that the columns of n tiles of s take,
+// keys included (int keys).
+func (s *Set) words(n int) int {
+	ints, floats := s.stateColumns()
+	return n * (len(ints) + len(floats) + 1)
+}
+
+// allocIn is alloc for a set of int keys whose columns are cut from buf,
+// of s.words(n) words at least, as they are: undefined until written.
+func (s *Set) allocIn(buf []int64, n int) {
 	if s.Keys.String {
-		panic("tile: allocScratch of a set of string keys")
+		panic("tile: allocIn of a set of string keys")
 	}
 	ints, floats := s.stateColumns()
 	ints = append(ints, &s.Keys.Int)
-	buf, free := hugepage.Scratch[int64](n * (len(ints) + len(floats)))
 	for i, c := range ints {
 		*c = buf[i*n : (i+1)*n : (i+1)*n]
 	}
@@ -459,7 +473,6 @@ func (s *Set) allocScratch(n int) (free func()) {
 		col := buf[(len(ints)+i)*n:]
 		*c = unsafe.Slice((*float64)(unsafe.Pointer(unsafe.SliceData(col))), n)
 	}
-	return free
 }
 
 // adviseHuge asks for huge pages under the numeric columns of s, which

@@ -50,6 +50,10 @@ type Builder struct {
 	spill  *spillPlan // set by Spill
 	groups int        // of keys that Parts builds in turn, when spilling
 	err    error      // what stopped a builder that spills
+	// the columns of the last part Parts built, which the next part's
+	// tiles reuse when they fit, and the most tiles a part can make
+	partCols  []int64
+	partTiles int
 }
 
 // spillPlan is what Spill was told.
@@ -182,6 +186,7 @@ func (b *Builder) drop() {
 // outside the Go heap: a builder given up before Finish (a source that
 // failed to read) must be closed.
 func (b *Builder) Close() error {
+	b.partCols = nil
 	if b.sp == nil {
 		return nil
 	}
@@ -444,7 +449,7 @@ func (b *Builder) Finish() *Set {
 		}
 		return buildParts(b.batches, b.g, b.needs, b.from, b.to, partsFor(n))
 	}
-	set, _ := b.finish(b.sp, false)
+	set, _ := b.finish(b.sp, heapColumns)
 	return set
 }
 
@@ -458,7 +463,7 @@ func (b *Builder) FinishScratch() (set *Set, release func()) {
 	if !b.streaming {
 		return b.Finish(), func() {}
 	}
-	return b.finish(b.sp, true)
+	return b.finish(b.sp, scratchColumns)
 }
 
 // Parts returns the builds of the tiles of a builder that spills, one per
@@ -467,6 +472,11 @@ func (b *Builder) FinishScratch() (set *Set, release func()) {
 // tiles, sorted by (key, bucket start); together they are what Finish would
 // return, and a part built again returns the same. A builder that does not
 // spill has one part: Finish.
+//
+// A group's tiles are valid until the next part is built, whose tiles take
+// over their memory where they fit (new heap memory is cleared first: 0.4
+// s of CPU for the four groups of a 100M-event backfill): a caller writes
+// each part out before it builds the next.
 func (b *Builder) Parts() []func() (*Set, error) {
 	if b.err != nil {
 		err := b.err
@@ -497,23 +507,35 @@ func (b *Builder) Parts() []func() (*Set, error) {
 	}
 	cuts := s.disk.cuts(groups)
 	parts := make([]func() (*Set, error), len(cuts)-1)
+	b.partTiles = 0
+	for g := range parts {
+		b.partTiles = max(b.partTiles, s.disk.tilesAtMost(cuts[g], cuts[g+1]))
+	}
 	for g := range parts {
 		parts[g] = func() (*Set, error) {
 			sub, err := s.loadGroup(cuts[g], cuts[g+1])
 			if err != nil {
 				return nil, err
 			}
-			set, _ := b.finish(sub, false)
+			set, _ := b.finish(sub, partColumns)
 			return set, nil
 		}
 	}
 	return parts
 }
 
-// finish sorts and folds the partitions of s into tiles, in columns of
-// scratch memory (see FinishScratch) when scratch is set, with what frees
-// them.
-func (b *Builder) finish(s *spread, scratch bool) (*Set, func()) {
+// columns says where finish puts the columns of the tiles it folds.
+type columns int
+
+const (
+	heapColumns    columns = iota // new heap memory (Finish)
+	scratchColumns                // scratch memory (FinishScratch)
+	partColumns                   // the last part's columns, where they fit (Parts)
+)
+
+// finish sorts and folds the partitions of s into tiles, in columns where
+// cols says, with what frees them.
+func (b *Builder) finish(s *spread, cols columns) (*Set, func()) {
 	n := 0
 	for d := range s.chains {
 		n += s.held(d)
@@ -532,9 +554,20 @@ func (b *Builder) finish(s *spread, scratch bool) (*Set, func()) {
 		total += t
 	}
 	free, written := func() {}, func() {}
-	if scratch {
+	switch cols {
+	case scratchColumns:
 		free = out.allocScratch(total)
-	} else {
+	case partColumns:
+		if need := out.words(total); len(b.partCols) < need {
+			// Room for the largest group's tiles at once, where the bound
+			// on them is not far above what this group made: groups cut
+			// at equal events make more tiles the lighter their keys.
+			b.partCols = nil // garbage before its successor is made
+			size := max(need, min(out.words(b.partTiles), 3*need))
+			b.partCols, written = hugepage.Make[int64](size)
+		}
+		out.allocIn(b.partCols, total)
+	default:
 		out.alloc(total)
 		written = out.adviseHuge()
 	}

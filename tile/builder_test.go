@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tessera-fe/tessera/aggregate"
 	"github.com/tessera-fe/tessera/internal/hugepage"
@@ -211,6 +212,20 @@ func TestBuilderSpillOffHeap(t *testing.T) {
 	parts := b.Parts()
 	if len(parts) != 2 {
 		t.Fatalf("%d groups, want 2", len(parts))
+	}
+	// A group's tiles take over the columns of the group built before
+	// where they fit: the larger group first, then the smaller.
+	first, err := parts[1]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := b.partCols
+	second, err := parts[0]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) == 0 || second.Len() >= first.Len() || unsafe.SliceData(b.partCols) != unsafe.SliceData(cols) {
+		t.Fatalf("groups of %d then %d tiles: the second's columns are not the first's", first.Len(), second.Len())
 	}
 	if got := concatSets(buildAll(t, parts), needs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("spilled builder made %d tiles, Build %d, or they differ", got.Len(), want.Len())
@@ -695,7 +710,8 @@ func TestBuilderSpill(t *testing.T) {
 	}
 }
 
-// buildAll builds every part of a builder, in order.
+// buildAll builds every part of a builder, in order, and keeps a copy of
+// each: a part's columns are valid until the next part is built.
 func buildAll(t *testing.T, parts []func() (*Set, error)) []*Set {
 	t.Helper()
 	var sets []*Set
@@ -704,7 +720,7 @@ func buildAll(t *testing.T, parts []func() (*Set, error)) []*Set {
 		if err != nil {
 			t.Fatalf("part %d of %d: %v", g+1, len(parts), err)
 		}
-		sets = append(sets, s)
+		sets = append(sets, concatSets([]*Set{s}, s.Needs))
 	}
 	return sets
 }

@@ -103,6 +103,22 @@ func (st *spillStore) cuts(groups int) []int {
 	return append(starts, parts)
 }
 
+// tilesAtMost bounds the tiles that the group of partitions [lo, hi) of
+// st makes: a tile per key on disk at most, and the tiles of its partitions
+// folded as they left memory.
+func (st *spillStore) tilesAtMost(lo, hi int) int {
+	n := 0
+	for d := lo; d < hi; d++ {
+		for _, o := range st.blocks[d] {
+			n += o.n
+		}
+		if p := st.pre[d]; p != nil {
+			n += p.weight()
+		}
+	}
+	return n
+}
+
 // need returns what building every group of st takes, in bytes: the
 // keys on disk at bytesPerSpilledEvent each, the tiles of partitions folded
 // as they left memory at bytesPerFoldedTile.
