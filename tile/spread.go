@@ -188,8 +188,9 @@ func (s *spread) alloc(slots int, withValues bool) {
 	}
 }
 
-// release frees the slab of a spread that does not spill, outside the Go
-// heap, once the spread is done with it: nothing may read it afterwards.
+// release frees the slab of a spread, outside the Go heap, and the room
+// reserved for its folded partitions' tiles (see reserveTiles), once the
+// spread is done with them: nothing may read them afterwards.
 func (s *spread) release() {
 	if s.unmap != nil {
 		s.unmap()
@@ -382,9 +383,11 @@ type scratch struct {
 }
 
 // reserveTiles reserves, before the partitions of order sort, room for
-// the tiles of those that fold through cells (see sortPart) in s.summed
-// or s.folded: a tile at most per cell of the partition's range and per
-// key it holds. One buffer of scratch memory (see hugepage.Scratch), cut
+// the tiles of those that fold through cells in s.summed or s.folded: a
+// tile at most per cell of the partition's range and per key it holds, or,
+// for a partition whose keys folded into cells as they were evicted, a
+// tile per cell holding keys. sortPart folds through cells exactly the
+// partitions given room here. One buffer of scratch memory (see hugepage.Scratch), cut
 // per partition: chunks of fresh memory taken as the partitions folded
 // cost a page fault per 4 KiB at their first write, 40 ms of CPU in a
 // 20M-event build whose 70 folded partitions made 665k tiles.
@@ -398,7 +401,7 @@ func (s *spread) reserveTiles(order []int, needs aggregate.Needs) {
 		n, span := s.len(d, nil), s.span(d)
 		states[d] = needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) != 0
 		if p := s.prefolded(d); p != nil {
-			n, span, states[d] = p.events, uint64(len(p.sums)+len(p.states)), p.states != nil
+			n, span, states[d] = p.weight(), uint64(len(p.sums)+len(p.states)), p.states != nil
 		} else if !foldsThroughCells(n, span) {
 			continue
 		}
@@ -501,8 +504,8 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 	if p := s.prefolded(d); p != nil {
 		return s.foldPrefolded(d, p)
 	}
-	if span := s.span(d); foldsThroughCells(s.len(d, nil), span) {
-		return s.foldCells(d, int(span), sc, needs)
+	if s.summed[d] != nil || s.folded[d] != nil { // see reserveTiles
+		return s.foldCells(d, int(s.span(d)), sc, needs)
 	}
 	keys, vals := s.gather(d, sc)
 	n := len(keys)
