@@ -102,17 +102,19 @@ func TestGridRandom(t *testing.T) {
 }
 
 // TestOffBoundaries: over runs of times on and off the boundaries, near
-// the origin and far from it, OffBoundaries counts those OnBoundary says
-// are off and finds the first.
+// the origin and far from it (past 2^52 microseconds and 2^40 buckets from
+// it, where OffBoundaries divides), OffBoundaries counts those OnBoundary
+// says are off and finds the first.
 func TestOffBoundaries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, g := range []Grid{{3600e6, 0}, {7, -3}, {4 * 3600e6, 1_700_000_000e6}, {1, 1 << 60}} {
+	for _, g := range []Grid{{3600e6, 0}, {7, -3}, {3, 1 << 60}, {4 * 3600e6, 1_700_000_000e6}, {1<<41 + 1, -5}} {
+		far := min(int64(1)<<50, (int64(1)<<61)/g.Width) // buckets: k*Width stays within int64
 		for range 200 {
 			ts := make([]int64, rng.IntN(40))
 			for i := range ts {
 				k := rng.Int64N(1<<20) - 1<<19
 				if rng.IntN(2) == 0 {
-					k = rng.Int64N(1<<40) - 1<<39
+					k = rng.Int64N(2*far) - far
 				}
 				ts[i] = g.Origin + k*g.Width
 				if rng.IntN(4) == 0 {
@@ -132,6 +134,31 @@ func TestOffBoundaries(t *testing.T) {
 				t.Fatalf("%+v.OffBoundaries(%v) = %d, %d, want %d, %d", g, ts, n, first, wantN, wantFirst)
 			}
 		}
+	}
+}
+
+// TestOnBoundaryEstimate: for multiples of many widths, the float estimate
+// of the bucket number sometimes falls just below it (and is cut one
+// short) or, below the origin, just above it; the times are on the grid
+// all the same, and the times next to them off it. The test counts such
+// estimates, so that it fails if none comes up any more.
+func TestOnBoundaryEstimate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	short := 0
+	for range 200_000 {
+		w := rng.Int64N(1<<20) + 2
+		k := rng.Int64N(1<<31) - 1<<30
+		b := newBucketer(Grid{Width: w})
+		x := k * w
+		if int64(float64(x)*b.inv) != k {
+			short++
+		}
+		if !b.on(x) || b.on(x+1) || b.on(x-1) {
+			t.Fatalf("width %d, bucket %d: on(%d) = %v, on(+1) = %v, on(-1) = %v", w, k, x, b.on(x), b.on(x+1), b.on(x-1))
+		}
+	}
+	if short == 0 {
+		t.Fatal("no estimate was off by one: the test no longer reaches the correction")
 	}
 }
 

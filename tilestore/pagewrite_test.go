@@ -62,6 +62,12 @@ func TestWriteTilesMatchesWriter(t *testing.T) {
 						t.Fatalf("%s: parquet-go: %v", name, err)
 					}
 					sameFile(t, name, got, want)
+					// Described from its row groups, as each was written, the
+					// object's range and keys are those of all its tiles (keys
+					// straddle row groups here).
+					if from, to := startRange(set, sp[0], sp[1], hour); o.From != from || o.To != to || o.Keys != distinctKeys(set, sp[0], sp[1]) {
+						t.Fatalf("%s: described with range [%d, %d) and %d keys, its tiles span [%d, %d) and hold %d keys", name, o.From, o.To, o.Keys, from, to, distinctKeys(set, sp[0], sp[1]))
+					}
 					if o.Rows != wo.Rows || o.MinKey != wo.MinKey || o.MaxKey != wo.MaxKey || o.From != wo.From || o.To != wo.To ||
 						o.Keys != wo.Keys || len(o.RowGroups) != len(wo.RowGroups) || o.Bytes != int64(len(got)) ||
 						o.SHA256 != sha256Hex(got) || o.CRC32C != crc32cHex(got) {
