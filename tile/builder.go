@@ -359,6 +359,9 @@ func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
+	if b.scansInParallel(ev) {
+		return b.scanParallel(ev)
+	}
 	if b.chunk == nil {
 		b.chunk = make([]uint64, scanChunk)
 	}

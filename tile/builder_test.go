@@ -116,6 +116,23 @@ func TestBuilder(t *testing.T) {
 	}
 }
 
+// TestBuilderParallelScan is TestBuilder with batches of a few hundred
+// events filed on several cores where they are most of the events told
+// (see scansInParallel): the same tiles, bit for bit, and batches whose
+// events break the expectation are noticed before any is filed.
+func TestBuilderParallelScan(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("batches are filed on several cores only where there are several")
+	}
+	defer func(n int) { parallelScanEvents = n }(parallelScanEvents)
+	parallelScanEvents = 64
+	before := parallelScans
+	TestBuilder(t)
+	if parallelScans == before {
+		t.Fatal("no batch was filed on several cores")
+	}
+}
+
 // spreads reports whether the composite keys of the expected keys and
 // times fit a spread: the widest the streamed build takes.
 func spreads(g Grid, kmin, kmax, tmin, tmax int64) bool {
