@@ -46,6 +46,8 @@ type Builder struct {
 	bk         bucketer
 	near       bool     // bk.near holds for every time expected
 	chunk      []uint64 // composite keys of a chunk of a batch
+	// events of the batches scanned so far
+	scannedEvents int
 
 	spill  *spillPlan // set by Spill
 	groups int        // of keys that Parts builds in turn, when spilling
@@ -354,11 +356,13 @@ const skipped = ^uint64(0)
 
 // scan adds the composite keys (and values) of the events of ev with from
 // <= ts < to to the spread; it reports false at the first event outside the
-// expected keys or times, having added some of ev's events.
+// expected keys or times, having added some of ev's events (none, where
+// it files them on every core: see scanParallel).
 func (b *Builder) scan(ev *Events) bool {
 	if ev.Keys.String {
 		return false
 	}
+	defer func() { b.scannedEvents += ev.Len() }()
 	if b.scansInParallel(ev) {
 		return b.scanParallel(ev)
 	}

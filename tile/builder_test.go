@@ -126,9 +126,9 @@ func TestBuilderParallelScan(t *testing.T) {
 	}
 	defer func(n int) { parallelScanEvents = n }(parallelScanEvents)
 	parallelScanEvents = 64
-	before := parallelScans
+	before := parallelScans.Load()
 	TestBuilder(t)
-	if parallelScans == before {
+	if parallelScans.Load() == before {
 		t.Fatal("no batch was filed on several cores")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tessera-fe/tessera/internal/hugepage"
 )
@@ -14,7 +15,7 @@ import (
 var parallelScanEvents = 1 << 18
 
 // parallelScans counts the batches scanParallel filed (for tests).
-var parallelScans int
+var parallelScans atomic.Int64
 
 // scansInParallel reports whether the builder files batch ev on every
 // core rather than on the caller's: when the batch is most of what is to
@@ -26,8 +27,13 @@ var parallelScans int
 // second pass) for no idle core to use.
 func (b *Builder) scansInParallel(ev *Events) bool {
 	n := ev.Len()
-	return b.sp.disk == nil && runtime.GOMAXPROCS(0) > 1 && n >= parallelScanEvents &&
-		b.expect != nil && 2*n >= b.expect.events
+	if b.expect == nil {
+		return false
+	}
+	// Of the events told or, where more came (a row count estimated), of
+	// those seen so far.
+	all := max(b.expect.events, b.scannedEvents+n)
+	return b.sp.disk == nil && runtime.GOMAXPROCS(0) > 1 && n >= parallelScanEvents && 2*n >= all
 }
 
 // cursor is where a worker of scanParallel files the next key of a
@@ -48,7 +54,7 @@ type cursor struct {
 func (b *Builder) scanParallel(ev *Events) bool {
 	s := b.sp
 	n := ev.Len()
-	workers := min(runtime.GOMAXPROCS(0), max(1, n/(parallelScanEvents/4)))
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/max(1, parallelScanEvents/4)))
 	cs, free := hugepage.Scratch[uint64](n)
 	defer free()
 	parts := len(s.base)
@@ -132,6 +138,6 @@ func (b *Builder) scanParallel(ev *Events) bool {
 		})
 	}
 	wg.Wait()
-	parallelScans++
+	parallelScans.Add(1)
 	return true
 }
