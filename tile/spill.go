@@ -57,7 +57,7 @@ func newSpillStore(s *spread, dir string, needs aggregate.Needs, maxPre int64) (
 	}
 	st := &spillStore{dir: d, file: f, blocks: make([][]onDisk, len(s.base)), values: s.vals != nil,
 		pre: make([]*prefold, len(s.base)), maxPre: maxPre,
-		sums: needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0}
+		sums: sumsAlone(needs)}
 	st.w = bufio.NewWriterSize(f, 1<<20)
 	return st, nil
 }

@@ -73,6 +73,12 @@ type sumTile struct {
 	count, n int64
 }
 
+// sumsAlone reports whether the partial states of needs are a count, n and
+// sum alone: the tiles of such needs fold through sumCells into sumTiles.
+func sumsAlone(needs aggregate.Needs) bool {
+	return needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0
+}
+
 // sumCell is the cell of a tile of a count, n and sum alone (see
 // foldSums). Its sum starts at -0, which adding a first value turns into
 // exactly that value, as State.Add sets it: no test per event for the
@@ -399,7 +405,7 @@ func (s *spread) reserveTiles(order []int, needs aggregate.Needs) {
 	var nsums, nstates int
 	for _, d := range order {
 		n, span := s.len(d, nil), s.span(d)
-		states[d] = needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) != 0
+		states[d] = !sumsAlone(needs)
 		if p := s.prefolded(d); p != nil {
 			n, span, states[d] = p.weight(), uint64(len(p.sums)+len(p.states)), p.states != nil
 		} else if !foldsThroughCells(n, span) {
@@ -539,7 +545,7 @@ func (s *spread) sortPart(d int, sc *scratch, needs aggregate.Needs) int {
 // needs of a count, n and sum alone it folds through smaller cells into
 // s.summed[d] (see foldSums).
 func (s *spread) foldCells(d, span int, sc *scratch, needs aggregate.Needs) int {
-	if needs&(aggregate.NeedM2|aggregate.NeedMin|aggregate.NeedMax) == 0 {
+	if sumsAlone(needs) {
 		return s.foldSums(d, span, sc)
 	}
 	if len(sc.cells) < span {

@@ -350,24 +350,25 @@ func (cm *committer) writeSet(ctx context.Context, ts *tile.Set) ([]Object, erro
 // grid, inside its cover, and after the tile before it.
 func checkTiles(c *Commit, ts *tile.Set, lo, hi int) error {
 	g := c.Grid
-	off := -1 // the first tile off the grid, once found
-	for i := lo; i < hi; i++ {
-		if (i-lo)%checkRun == 0 && off < 0 {
-			// A run of starts at a time, checked again below while
-			// they are in the cache.
-			if n, first := g.OffBoundaries(ts.Start[i:min(hi, i+checkRun)]); n > 0 {
-				off = i + first
+	for r := lo; r < hi; r += checkRun {
+		end := min(hi, r+checkRun)
+		// The run's starts against the grid first, then every check of
+		// each tile in order, the starts still in the cache.
+		off := end // the run's first tile off the grid
+		if n, first := g.OffBoundaries(ts.Start[r:end]); n > 0 {
+			off = r + first
+		}
+		for i := r; i < end; i++ {
+			st := ts.Start[i]
+			if i == off {
+				return fmt.Errorf("tile %d (key %s): start %d is not a bucket boundary of the grid (width %d, origin %d)", i, keyText(ts, i), st, g.Width, g.Origin)
 			}
-		}
-		st := ts.Start[i]
-		if i == off {
-			return fmt.Errorf("tile %d (key %s): start %d is not a bucket boundary of the grid (width %d, origin %d)", i, keyText(ts, i), st, g.Width, g.Origin)
-		}
-		if !c.Cover.Contains(st) {
-			return fmt.Errorf("tile %d (key %s): start %d is outside the cover [%d, %d)", i, keyText(ts, i), st, c.Cover.From, c.Cover.To)
-		}
-		if i > 0 && !lessTile(ts, i-1, i) {
-			return fmt.Errorf("tile %d (key %s, start %d) is not after tile %d in (key, start) order: sort the tiles and merge duplicates", i, keyText(ts, i), st, i-1)
+			if !c.Cover.Contains(st) {
+				return fmt.Errorf("tile %d (key %s): start %d is outside the cover [%d, %d)", i, keyText(ts, i), st, c.Cover.From, c.Cover.To)
+			}
+			if i > 0 && !lessTile(ts, i-1, i) {
+				return fmt.Errorf("tile %d (key %s, start %d) is not after tile %d in (key, start) order: sort the tiles and merge duplicates", i, keyText(ts, i), st, i-1)
+			}
 		}
 	}
 	return nil
