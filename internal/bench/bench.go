@@ -421,13 +421,24 @@ func summarize(w io.Writer, rows []Row, windows *windowCost, tiles, tileBytes, e
 		fmt.Fprintf(w, "materialized cost vs window: 30d/7d = %.2f, all/7d = %.2f (time ratios; medians of %d rounds of the three in turn: %.3fs, %.3fs, %.3fs)\n",
 			windows.d30/windows.d7, windows.all/windows.d7, windows.rounds, windows.d7, windows.d30, windows.all)
 	}
-	fmt.Fprintf(w, "tiles: %d tiles, %s on disk vs %s of event Parquet (%.2fx)\n", tiles, mib(tileBytes), mib(eventBytes), float64(tileBytes)/float64(eventBytes))
+	ratio := "no events on disk"
+	if eventBytes > 0 {
+		ratio = fmt.Sprintf("%.2fx", float64(tileBytes)/float64(eventBytes))
+	}
+	fmt.Fprintf(w, "tiles: %d tiles, %s on disk vs %s of event Parquet (%s)\n", tiles, mib(tileBytes), mib(eventBytes), ratio)
 	summarizePeer(w, rows)
 }
 
+// dirBytes returns the bytes of the files under path (a file, or a
+// directory; a symbolic link to either counts as what it points to: a data
+// directory shared between bench directories by a link).
 func dirBytes(path string) (int64, error) {
+	root, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return 0, err
+	}
 	var n int64
-	err := filepath.Walk(path, func(_ string, info os.FileInfo, err error) error {
+	err = filepath.Walk(root, func(_ string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {
 			n += info.Size()
 		}
